@@ -1,0 +1,3 @@
+"""SOS backend: the service-case queue."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,121 @@
+"""Endpoints for branded agents, authenticated with a deployment key."""
+
+from __future__ import annotations
+
+from flask import request, url_for
+
+from backend.api import bp
+from backend.api import schemas as sc
+from backend.api.framework import operation
+from backend.api.runtime import runtime
+from backend.api.serialize import customer_case_out
+from backend.errors import ValidationFailed
+from backend.services.access import Principal
+from backend.services.cases import NewCase, join_manual_case, open_agent_case
+from backend.services.deployments import get_deployment
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def new_case_details(
+    customer: sc.CustomerIn | None, description: str | None, device: sc.DeviceIn | None
+) -> NewCase:
+    return NewCase(
+        customer_name=customer.name if customer else None,
+        customer_email=customer.email if customer else None,
+        description=description,
+        device_hostname=device.hostname if device else None,
+        device_os=device.os if device else None,
+        device_agent_version=device.agent_version if device else None,
+        device_id=device.device_id if device else None,
+    )
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not (1 <= len(key) <= 100) or not key.isprintable() or not key.isascii():
+        raise ValidationFailed(
+            f"{IDEMPOTENCY_HEADER} must be 1 to 100 printable ASCII characters (a UUID is best)",
+            details=[{"field": IDEMPOTENCY_HEADER, "message": "1-100 printable ASCII characters"}],
+        )
+    return key
+
+
+@operation(
+    bp,
+    "/agent/config",
+    summary="The deployment's public settings",
+    callers=("deployment",),
+    responses={200: sc.AgentConfigOut},
+    tags=("agent",),
+)
+def agent_config(principal: Principal) -> sc.AgentConfigOut:
+    with runtime().store.read() as s:
+        deployment = get_deployment(s, principal.deployment_id)
+        return sc.AgentConfigOut(
+            deployment=sc.Ref(id=deployment.id, name=deployment.name),
+            group={"name": deployment.group.name},
+            customer_fields=deployment.customer_fields,
+            topics=[t["name"] for t in deployment.topics or []],
+        )
+
+
+@operation(
+    bp,
+    "/agent/cases",
+    "POST",
+    summary="Open a case from a branded agent (idempotent)",
+    callers=("deployment",),
+    body=sc.AgentCaseCreate,
+    responses={200: sc.AgentCaseOut, 201: sc.AgentCaseOut},
+    headers={
+        IDEMPOTENCY_HEADER: "A key unique to this request, e.g. a UUID; a retry with the "
+        "same key returns the first case and creates nothing."
+    },
+    tags=("agent",),
+)
+def agent_open_case(principal: Principal, body: sc.AgentCaseCreate):
+    rt = runtime()
+    key = _idempotency_key()
+    ctx = rt.context()
+    with rt.store.write() as s:
+        deployment = get_deployment(s, principal.deployment_id)
+        case, token, created = open_agent_case(
+            s,
+            ctx,
+            deployment,
+            source=body.source,
+            details=new_case_details(body.customer, body.description, body.device),
+            idempotency_key=key,
+            topic=body.topic,
+        )
+        out = sc.AgentCaseOut(case=customer_case_out(case, ctx), case_token=token)
+    location = url_for("api.get_case", code=out.case.code)
+    return out, 201 if created else 200, {"Location": location}
+
+
+@operation(
+    bp,
+    "/agent/join",
+    "POST",
+    summary="Join a manual case by its code",
+    callers=("deployment",),
+    body=sc.AgentJoin,
+    responses={200: sc.AgentCaseOut},
+    tags=("agent",),
+)
+def agent_join(principal: Principal, body: sc.AgentJoin) -> sc.AgentCaseOut:
+    rt = runtime()
+    ctx = rt.context()
+    with rt.store.write() as s:
+        deployment = get_deployment(s, principal.deployment_id)
+        case, token = join_manual_case(
+            s,
+            ctx,
+            deployment,
+            body.code,
+            new_case_details(body.customer, None, body.device),
+        )
+        return sc.AgentCaseOut(case=customer_case_out(case, ctx), case_token=token)

@@ -1,0 +1,118 @@
+"""Who is calling, and what they may see: the authorization rules in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import ColumnElement, false, true
+
+from backend.errors import Forbidden
+from backend.models import Case, Event, User
+
+PrincipalKind = Literal["user", "case", "deployment"]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, as recorded in the event log."""
+
+    kind: Literal["user", "customer", "deployment", "system"]
+    id: int | None
+    name: str
+
+
+SYSTEM = Actor("system", None, "system")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a user, a case token's customer, or a deployment key."""
+
+    kind: PrincipalKind
+    user_id: int | None = None
+    username: str | None = None
+    display_name: str | None = None
+    role: str | None = None
+    group_ids: frozenset[int] = field(default_factory=frozenset)
+    case_id: int | None = None
+    deployment_id: int | None = None
+    deployment_group_id: int | None = None
+    deployment_name: str | None = None
+    token_id: int | None = None
+    last_seen_at: datetime | None = None
+
+    @classmethod
+    def for_user(cls, user: User, token_id: int | None = None) -> Principal:
+        return cls(
+            kind="user",
+            token_id=token_id,
+            last_seen_at=user.last_seen_at,
+            user_id=user.id,
+            username=user.username,
+            display_name=user.display_name,
+            role=user.role,
+            group_ids=frozenset(g.id for g in user.groups),
+        )
+
+    @property
+    def is_user(self) -> bool:
+        return self.kind == "user"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "user" and self.role == "admin"
+
+    @property
+    def actor(self) -> Actor:
+        if self.kind == "user":
+            return Actor("user", self.user_id, self.username or "")
+        if self.kind == "case":
+            return Actor("customer", None, "customer")
+        return Actor("deployment", self.deployment_id, self.deployment_name or "")
+
+    def can_see_group(self, group_id: int) -> bool:
+        return self.is_admin or (self.is_user and group_id in self.group_ids)
+
+    def can_see_case(self, case: Case) -> bool:
+        if case.deleted_at is not None:
+            return False
+        if self.kind == "case":
+            return case.id == self.case_id
+        return self.can_see_group(case.group_id)
+
+    def case_scope(self) -> ColumnElement[bool]:
+        """SQL condition limiting cases to those this caller may see."""
+        if self.is_admin:
+            return true()
+        if self.kind == "user":
+            return Case.group_id.in_(self.group_ids) if self.group_ids else false()
+        if self.kind == "case":
+            return Case.id == self.case_id
+        return false()
+
+    def event_scope(self) -> ColumnElement[bool]:
+        """SQL condition limiting feed events to those this caller may see."""
+        if self.is_admin:
+            return true()
+        if self.kind == "user":
+            return Event.group_id.in_(self.group_ids) if self.group_ids else false()
+        if self.kind == "case":
+            return Event.case_id == self.case_id
+        return false()
+
+
+def require_user(principal: Principal) -> None:
+    if not principal.is_user:
+        raise Forbidden("this call needs an expert's or admin's credentials")
+
+
+def require_admin(principal: Principal) -> None:
+    require_user(principal)
+    if not principal.is_admin:
+        raise Forbidden("this call is for admins only")
+
+
+def user_can_access_group(user: User, group_id: int) -> bool:
+    return user.active and (user.is_admin or any(g.id == group_id for g in user.groups))

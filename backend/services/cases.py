@@ -1,0 +1,405 @@
+"""Opening, reading, listing, editing and deleting cases."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import case as sql_case
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, lazyload
+
+from backend.errors import AlreadyJoined, BadRequest, CaseFinal, NotFound, ValidationFailed
+from backend.models import Case, CaseToken, Deployment, Group, User
+from backend.security import CASE_TOKEN_PREFIX, hash_secret, new_secret
+from backend.services.access import Actor, Principal, require_admin, require_user
+from backend.services.context import Context
+from backend.services.events import append_event
+from backend.services.routing import route_case
+from backend.services.status import CaseStatus, case_status, status_clause
+
+SOURCES = ("manual", "first_launch", "sos_button", "api")
+CUSTOMER_EDITABLE = ("customer_name", "customer_email", "description")
+EXPERT_EDITABLE = (*CUSTOMER_EDITABLE, "group_id")
+
+
+def generate_code() -> str:
+    digits = f"{secrets.randbelow(10**8):08d}"
+    return f"s{digits[:2]}-{digits[2:5]}-{digits[5:]}"
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """What a caller may say about a case when opening it."""
+
+    customer_name: str | None = None
+    customer_email: str | None = None
+    description: str | None = None
+    device_hostname: str | None = None
+    device_os: str | None = None
+    device_agent_version: str | None = None
+    device_id: str | None = None
+
+
+def _insert_case(
+    s: Session,
+    ctx: Context,
+    *,
+    group_id: int,
+    source: str,
+    details: NewCase,
+    deployment_id: int | None = None,
+    idempotency_key: str | None = None,
+    topic: str | None = None,
+) -> Case:
+    for _attempt in range(10):
+        case = Case(
+            code=generate_code(),
+            group_id=group_id,
+            deployment_id=deployment_id,
+            source=source,
+            topic=topic,
+            idempotency_key=idempotency_key,
+            created_at=ctx.now,
+            updated_at=ctx.now,
+            expires_at=ctx.now + timedelta(seconds=ctx.case_ttl),
+            customer_joined=source != "manual",
+            **vars(details),
+        )
+        try:
+            with s.begin_nested():
+                s.add(case)
+        except IntegrityError:
+            if idempotency_key is not None and _find_idempotent(s, deployment_id, idempotency_key):
+                raise
+            continue  # a session code collision: draw another
+        return case
+    raise RuntimeError("could not draw a free session code")  # pragma: no cover
+
+
+def _find_idempotent(s: Session, deployment_id: int | None, key: str) -> Case | None:
+    return s.scalar(
+        select(Case).where(Case.deployment_id == deployment_id, Case.idempotency_key == key)
+    )
+
+
+def issue_case_token(s: Session, ctx: Context, case: Case) -> str:
+    token = new_secret(CASE_TOKEN_PREFIX)
+    s.add(CaseToken(case_id=case.id, token_hash=hash_secret(token), created_at=ctx.now))
+    return token
+
+
+def open_agent_case(
+    s: Session,
+    ctx: Context,
+    deployment: Deployment,
+    *,
+    source: str,
+    details: NewCase,
+    idempotency_key: str | None,
+    topic: str | None = None,
+) -> tuple[Case, str, bool]:
+    """Open a case for a branded agent; a repeated idempotency key returns the first case.
+
+    Returns the case, a fresh case token and whether the case was created now.
+    """
+    if idempotency_key is not None:
+        existing = _find_idempotent(s, deployment.id, idempotency_key)
+        if existing is not None:
+            return existing, issue_case_token(s, ctx, existing), False
+    group_id = _topic_group(deployment, topic)
+    try:
+        case = _insert_case(
+            s,
+            ctx,
+            group_id=group_id,
+            source=source,
+            details=details,
+            deployment_id=deployment.id,
+            idempotency_key=idempotency_key,
+            topic=topic,
+        )
+    except IntegrityError:
+        # Another process stored the same idempotency key first: answer with its case.
+        existing = _find_idempotent(s, deployment.id, idempotency_key or "")
+        assert existing is not None
+        return existing, issue_case_token(s, ctx, existing), False
+    actor = deployment_actor(deployment)
+    append_event(s, ctx, case, "case.created", actor, {"source": source, "topic": topic})
+    route_case(s, ctx, case, actor, deployment=deployment)
+    return case, issue_case_token(s, ctx, case), True
+
+
+def _topic_group(deployment: Deployment, topic: str | None) -> int:
+    """The group a customer's chosen topic routes to (the deployment's group without one)."""
+    if topic is None:
+        return deployment.group_id
+    for offered in deployment.topics or []:
+        if offered["name"] == topic:
+            return offered["group_id"]
+    names = ", ".join(t["name"] for t in deployment.topics or []) or "none are offered"
+    raise ValidationFailed(
+        f"unknown topic {topic!r}; choose one of: {names}",
+        details=[{"field": "topic", "message": "not one of the deployment's topics"}],
+    )
+
+
+def deployment_actor(deployment: Deployment) -> Actor:
+    return Actor("deployment", deployment.id, deployment.name)
+
+
+def join_manual_case(
+    s: Session, ctx: Context, deployment: Deployment, code: str, details: NewCase
+) -> tuple[Case, str]:
+    """Let a customer's agent join a manual case by its code, once."""
+    case = _lock_case(s, code)
+    if case is None or case.group_id != deployment.group_id or case.source != "manual":
+        raise NotFound(f"no open case with the code {code}; check the code with your expert")
+    ensure_not_final(case, ctx)
+    if case.customer_joined:
+        raise AlreadyJoined(f"case {code} has already been joined by a customer")
+    case.customer_joined = True
+    case.deployment_id = deployment.id
+    changed = []
+    for name, value in vars(details).items():
+        if value is not None and getattr(case, name) != value:
+            setattr(case, name, value)
+            changed.append(name)
+    case.updated_at = ctx.now
+    if changed:
+        append_event(
+            s,
+            ctx,
+            case,
+            "case.edited",
+            deployment_actor(deployment),
+            {"fields": _public_field_names(changed)},
+        )
+    return case, issue_case_token(s, ctx, case)
+
+
+def create_manual_case(
+    s: Session, ctx: Context, principal: Principal, *, group_id: int, details: NewCase
+) -> Case:
+    require_user(principal)
+    group = s.get(Group, group_id)
+    if group is None or not principal.can_see_group(group_id):
+        raise ValidationFailed(
+            f"group {group_id} does not exist or is not one of yours",
+            details=[{"field": "group_id", "message": "choose one of your groups"}],
+        )
+    case = _insert_case(s, ctx, group_id=group_id, source="manual", details=details)
+    append_event(s, ctx, case, "case.created", principal.actor, {"source": "manual"})
+    route_case(s, ctx, case, principal.actor)
+    return case
+
+
+def lock_cases(s: Session, *conditions: Any, order_limit: int | None = None) -> list[Case]:
+    """Lock the matching case rows, then load them (with related rows) as now committed.
+
+    Two statements on purpose: on PostgreSQL, a locking query that waited for another
+    transaction re-reads the locked row but not the rows it outer-joins, so eager-loaded
+    relations (the assignee) could be stale or missing.
+    """
+    query = select(Case.id).where(*conditions).order_by(Case.id).with_for_update()
+    if order_limit is not None:
+        query = query.limit(order_limit)
+    ids = list(s.scalars(query))
+    if not ids:
+        return []
+    fresh = select(Case).where(Case.id.in_(ids)).order_by(Case.id)
+    return list(s.scalars(fresh.execution_options(populate_existing=True)))
+
+
+def _lock_case(s: Session, code: str) -> Case | None:
+    query = select(Case).where(Case.code == code, Case.deleted_at.is_(None))
+    # No joined eager loads: after waiting for the lock, PostgreSQL re-reads the case row but
+    # not the joined rows, so a just-set assignee would come back as None. Load them after.
+    return s.scalar(query.with_for_update(of=Case).options(lazyload("*")))
+
+
+def get_case(s: Session, principal: Principal, code: str, *, for_update: bool = False) -> Case:
+    """The case with this code if the caller may see it; 404 otherwise (existence not revealed)."""
+    if "\x00" in code:  # PostgreSQL refuses NUL in a query parameter; no code contains one
+        raise NotFound("no case with that code")
+    if for_update:
+        case = _lock_case(s, code)
+    else:
+        case = s.scalar(select(Case).where(Case.code == code))
+    if case is None or not principal.can_see_case(case):
+        raise NotFound(f"no case with the code {code}")
+    return case
+
+
+def ensure_not_final(case: Case, ctx: Context) -> CaseStatus:
+    status = case_status(case, ctx.now, ctx.presence_timeout)
+    if status.is_final:
+        raise CaseFinal(f"case {case.code} is {status.value}; it takes no further changes")
+    return status
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    statuses: tuple[CaseStatus, ...] = ()
+    group_id: int | None = None
+    assignee: str | None = None  # "me", "none" or a username
+    text: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+def encode_cursor(case_id: int) -> str:
+    # Keyset pagination: the cursor is the last id seen, so any cursor is a valid position.
+    return str(case_id)
+
+
+def decode_cursor(cursor: str) -> int:
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise BadRequest("the cursor is not one this server gave out; start without it")
+    return int(cursor)
+
+
+def list_cases(
+    s: Session, ctx: Context, principal: Principal, filters: CaseFilter
+) -> tuple[list[Case], str | None, dict[str, int]]:
+    """A page of visible cases, newest first, with counts per status over the same filters."""
+    require_user(principal)
+    conditions: list[Any] = [Case.deleted_at.is_(None), principal.case_scope()]
+    if filters.group_id is not None:
+        conditions.append(Case.group_id == filters.group_id)
+    if filters.assignee == "me":
+        conditions.append(Case.assignee_id == principal.user_id)
+    elif filters.assignee == "none":
+        conditions.append(Case.assignee_id.is_(None))
+    elif filters.assignee:
+        # An unknown username matches no case, like any other filter.
+        user_id = s.scalar(select(User.id).where(User.username == filters.assignee))
+        conditions.append(Case.assignee_id == user_id if user_id is not None else false())
+    if filters.text:
+        pattern = (
+            "%"
+            + filters.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            + "%"
+        )
+        conditions.append(
+            or_(
+                *(
+                    func.lower(column).like(pattern, escape="\\")
+                    for column in (
+                        Case.code,
+                        Case.customer_name,
+                        Case.customer_email,
+                        Case.description,
+                    )
+                )
+            )
+        )
+    counts = status_counts(s, ctx, conditions)
+    page_conditions = list(conditions)
+    if filters.statuses:
+        page_conditions.append(
+            or_(*(status_clause(st, ctx.now, ctx.presence_timeout) for st in filters.statuses))
+        )
+    if filters.cursor:
+        page_conditions.append(Case.id < decode_cursor(filters.cursor))
+    query = select(Case).where(*page_conditions).order_by(Case.id.desc()).limit(filters.limit + 1)
+    cases = list(s.scalars(query))
+    next_cursor = encode_cursor(cases[filters.limit - 1].id) if len(cases) > filters.limit else None
+    return cases[: filters.limit], next_cursor, counts
+
+
+LIVE_STATUSES = (CaseStatus.NEW, CaseStatus.PENDING, CaseStatus.IN_PROGRESS)
+
+
+def status_counts(s: Session, ctx: Context, conditions: list[Any]) -> dict[str, int]:
+    """Counts of the live statuses (the work in the queue).
+
+    Only cases still open within their lifetime are read, through the partial index on open
+    cases: the cost follows the day's volume, not the size of the history.
+    """
+    columns = [
+        func.coalesce(
+            func.sum(sql_case((status_clause(st, ctx.now, ctx.presence_timeout), 1), else_=0)), 0
+        )
+        for st in LIVE_STATUSES
+    ]
+    live = and_(Case.closed_at.is_(None), Case.expires_at > ctx.now)
+    row = s.execute(select(*columns).select_from(Case).where(*conditions, live)).one()
+    return {st.value: int(n) for st, n in zip(LIVE_STATUSES, row, strict=True)}
+
+
+_PUBLIC_NAMES = {
+    "customer_name": "customer.name",
+    "customer_email": "customer.email",
+    "description": "description",
+    "group_id": "group",
+    "device_hostname": "device.hostname",
+    "device_os": "device.os",
+    "device_agent_version": "device.agent_version",
+    "device_id": "device.device_id",
+}
+
+
+def _public_field_names(names: list[str]) -> list[str]:
+    return [_PUBLIC_NAMES.get(n, n) for n in names]
+
+
+def edit_case(
+    s: Session, ctx: Context, principal: Principal, code: str, changes: dict[str, Any]
+) -> Case:
+    """Change customer details, description or (experts only) the group."""
+    case = get_case(s, principal, code, for_update=True)
+    ensure_not_final(case, ctx)
+    allowed = EXPERT_EDITABLE if principal.is_user else CUSTOMER_EDITABLE
+    changed = []
+    for name, value in changes.items():
+        if name not in allowed:
+            raise ValidationFailed(
+                f"{_PUBLIC_NAMES.get(name, name)} cannot be changed by this caller",
+                details=[{"field": _PUBLIC_NAMES.get(name, name), "message": "not editable"}],
+            )
+        if name == "group_id":
+            group = s.get(Group, value)
+            if group is None or not principal.can_see_group(value):
+                raise ValidationFailed(
+                    f"group {value} does not exist or is not one of yours",
+                    details=[{"field": "group_id", "message": "choose one of your groups"}],
+                )
+        if getattr(case, name) != value:
+            setattr(case, name, value)
+            changed.append(name)
+    if changed:
+        case.updated_at = ctx.now
+        if "group_id" in changed:
+            s.flush()
+            s.refresh(case)
+            if case.assignee is not None and not _has_access(case.assignee, case.group_id):
+                case.assignee = None
+                case.assigned_at = None
+        append_event(
+            s, ctx, case, "case.edited", principal.actor, {"fields": _public_field_names(changed)}
+        )
+        if "group_id" in changed and case.assignee_id is None:
+            route_case(s, ctx, case, principal.actor, deployment=case.deployment)
+    return case
+
+
+def _has_access(user: User, group_id: int) -> bool:
+    return user.is_admin or any(g.id == group_id for g in user.groups)
+
+
+def delete_case(s: Session, ctx: Context, principal: Principal, code: str) -> None:
+    require_admin(principal)
+    case = get_case(s, principal, code, for_update=True)
+    append_event(s, ctx, case, "case.deleted", principal.actor)
+    case.deleted_at = ctx.now
+    case.updated_at = ctx.now
+
+
+def user_ref(user: User | None) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {"id": user.id, "username": user.username, "display_name": user.display_name}

@@ -1,0 +1,59 @@
+"""Chat between the expert and the customer of a case."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.clock import isoformat_z
+from backend.models import Message
+from backend.services.access import Principal
+from backend.services.cases import ensure_not_final, get_case
+from backend.services.context import Context
+from backend.services.events import append_event
+
+
+def message_dict(message: Message) -> dict[str, object]:
+    return {
+        "id": message.id,
+        "author": {"kind": message.author_kind, "name": message.author_name},
+        "body": message.body,
+        "created_at": message.created_at,
+    }
+
+
+def post_message(s: Session, ctx: Context, principal: Principal, code: str, body: str) -> Message:
+    case = get_case(s, principal, code, for_update=True)
+    ensure_not_final(case, ctx)
+    if principal.is_user:
+        kind, name = "expert", principal.display_name or principal.username or "Expert"
+    else:
+        kind, name = "customer", case.customer_name or "Customer"
+    message = Message(
+        case_id=case.id,
+        author_kind=kind,
+        author_user_id=principal.user_id,
+        author_name=name[:100],
+        body=body,
+        created_at=ctx.now,
+    )
+    s.add(message)
+    s.flush()
+    case.updated_at = ctx.now
+    data = message_dict(message)
+    data["created_at"] = isoformat_z(message.created_at)
+    append_event(s, ctx, case, "case.message", principal.actor, {"message": data})
+    return message
+
+
+def list_messages(
+    s: Session, principal: Principal, code: str, after: int = 0, limit: int = 500
+) -> list[Message]:
+    case = get_case(s, principal, code)
+    query = (
+        select(Message)
+        .where(Message.case_id == case.id, Message.id > after)
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    return list(s.scalars(query))

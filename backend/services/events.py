@@ -1,0 +1,73 @@
+"""The event log: appending changes and reading them back as history and as a feed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.models import Case, Event
+from backend.services.access import Actor, Principal
+from backend.services.context import Context
+from backend.services.status import case_status
+
+EVENT_TYPES = (
+    "case.created",
+    "case.edited",
+    "case.assigned",
+    "case.routed",
+    "case.connected",
+    "case.disconnected",
+    "case.message",
+    "case.closed",
+    "case.expired",
+    "case.deleted",
+)
+
+
+def append_event(
+    s: Session,
+    ctx: Context,
+    case: Case,
+    type_: str,
+    actor: Actor,
+    data: dict[str, Any] | None = None,
+) -> Event:
+    """Record one change to ``case``; call after the case itself has been changed."""
+    assert type_ in EVENT_TYPES, type_
+    s.info["store"].lock_event_order(s)
+    if case.id is None:
+        s.flush()
+    event = Event(
+        case_id=case.id,
+        case_code=case.code,
+        group_id=case.group_id,
+        type=type_,
+        status=case_status(case, ctx.now, ctx.presence_timeout).value,
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        actor_name=actor.name[:100],
+        data=data or {},
+        created_at=ctx.now,
+    )
+    s.add(event)
+    return event
+
+
+def case_history(s: Session, case: Case) -> list[Event]:
+    return list(s.scalars(select(Event).where(Event.case_id == case.id).order_by(Event.id)))
+
+
+def latest_event_id(s: Session) -> int:
+    return s.scalar(select(func.max(Event.id))) or 0
+
+
+def feed_events(s: Session, principal: Principal, after: int, limit: int) -> list[Event]:
+    query = (
+        select(Event)
+        .where(Event.id > after, principal.event_scope())
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    return list(s.scalars(query))

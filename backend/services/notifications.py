@@ -1,0 +1,112 @@
+"""Notifications, opt-in per user: queued in the same transaction as the change that causes
+them, delivered later by a background worker, so sending never slows or fails a request."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.models import Case, Notification, User
+from backend.services.context import Context
+
+MAX_ATTEMPTS = 8
+
+
+def _wants(user: User) -> list[str]:
+    channels = []
+    if user.notify_webhook_url and user.notify_webhook_secret:
+        channels.append("webhook")
+    if user.notify_email and user.email:
+        channels.append("email")
+    return channels
+
+
+def _payload(case: Case, reason: str, user: User) -> dict[str, Any]:
+    who = case.customer_name or "a customer"
+    about = f": {case.description[:200]}" if case.description else ""
+    if reason == "assigned":
+        text = f"Case {case.code} from {who} is assigned to you{about}"
+    else:
+        text = f"New unassigned case {case.code} from {who} in {case.group.name}{about}"
+    return {
+        # "text" makes the body a valid Slack (and Mattermost, Teams-compatible) message.
+        "text": text,
+        "event": f"case.{reason}",
+        "recipient": user.username,
+        "case": {
+            "code": case.code,
+            "group": case.group.name,
+            "customer": {"name": case.customer_name, "email": case.customer_email},
+            "description": case.description,
+            "topic": case.topic,
+        },
+    }
+
+
+def _queue(s: Session, ctx: Context, case: Case, user: User, reason: str) -> None:
+    for channel in _wants(user):
+        s.add(
+            Notification(
+                user_id=user.id,
+                channel=channel,
+                case_code=case.code,
+                reason=reason,
+                payload=_payload(case, reason, user),
+                status="pending",
+                attempts=0,
+                next_attempt_at=ctx.now,
+                created_at=ctx.now,
+            )
+        )
+
+
+def notify_assigned(s: Session, ctx: Context, case: Case, user: User) -> None:
+    _queue(s, ctx, case, user, "assigned")
+
+
+def notify_unassigned(s: Session, ctx: Context, case: Case) -> None:
+    """Tell the group's members who opted in that an unassigned case arrived."""
+    from backend.services.routing import group_members
+
+    for user in group_members(s, case.group_id):
+        _queue(s, ctx, case, user, "unassigned_in_group")
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before the next try: 5 s, 10 s, 20 s … capped at 30 minutes."""
+    return timedelta(seconds=min(5 * 2 ** max(attempts - 1, 0), 1800))
+
+
+def claim_due(s: Session, ctx: Context, limit: int = 20, lease: float = 120) -> list[Notification]:
+    """Take due notifications for sending; a lease keeps other workers off them meanwhile."""
+    query = (
+        select(Notification)
+        .where(Notification.status == "pending", Notification.next_attempt_at <= ctx.now)
+        .order_by(Notification.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    due = list(s.scalars(query))
+    for item in due:
+        item.attempts += 1
+        item.next_attempt_at = ctx.now + timedelta(seconds=lease)
+    return due
+
+
+def record_result(
+    s: Session, ctx: Context, notification_id: int, error: str | None, *, permanent: bool = False
+) -> None:
+    item = s.get(Notification, notification_id)
+    if item is None:
+        return
+    if error is None:
+        item.status, item.sent_at, item.last_error = "sent", ctx.now, None
+        return
+    item.last_error = error[:1000]
+    if permanent or item.attempts >= MAX_ATTEMPTS:
+        item.status = "failed"
+    else:
+        item.next_attempt_at = ctx.now + backoff(item.attempts)

@@ -1,0 +1,1 @@
+"""sos-build: turns a brand folder into the branded one-file agent."""

@@ -1,0 +1,110 @@
+"""The change feed: scoped, ordered, and prompt when something happens."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tests.conftest import open_case
+
+
+def feed(api, token, **params):
+    response = api.get("/events", token, query_string=params)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_without_a_cursor_the_feed_starts_at_the_current_end(api, world):
+    open_case(api, world)
+    start = feed(api, world.alice_token)
+    assert start["events"] == []
+    code, _ = open_case(api, world)
+    after = feed(api, world.alice_token, after=start["cursor"])
+    assert [(e["type"], e["case_code"]) for e in after["events"]] == [("case.created", code)]
+    assert after["cursor"] == after["events"][-1]["cursor"]
+
+
+def test_after_zero_replays_everything_in_order(api, world):
+    open_case(api, world)
+    open_case(api, world)
+    events = feed(api, world.admin_token, after=0)["events"]
+    ids = [e["id"] for e in events]
+    assert ids == sorted(ids) and len(ids) == 2
+
+
+def test_long_poll_returns_promptly_after_a_change(app, api, world):
+    cursor = feed(api, world.alice_token)["cursor"]
+    result = {}
+
+    def poll():
+        client = app.test_client()
+        started = time.monotonic()
+        response = client.get(
+            "/api/v1/events",
+            query_string={"after": cursor, "wait": 10},
+            headers={"Authorization": f"Bearer {world.alice_token}"},
+        )
+        result["elapsed"] = time.monotonic() - started
+        result["events"] = response.get_json()["events"]
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    time.sleep(0.3)
+    opened_at = time.monotonic()
+    code, _ = open_case(api, world)
+    thread.join(15)
+    assert [e["case_code"] for e in result["events"]] == [code]
+    # Woken by the in-process signal, not by the end of the 10 s wait.
+    assert result["elapsed"] < 0.3 + (time.monotonic() - opened_at) + 1.0
+
+
+def test_long_poll_with_nothing_happening_returns_empty_after_wait(api, world):
+    cursor = feed(api, world.alice_token)["cursor"]
+    started = time.monotonic()
+    body = feed(api, world.alice_token, after=cursor, wait=0.5)
+    assert body == {"events": [], "cursor": cursor}
+    assert time.monotonic() - started >= 0.5
+
+
+def test_supporters_only_see_events_of_their_groups(api, world):
+    cursor = feed(api, world.admin_token)["cursor"]
+    open_case(api, world)
+    assert len(feed(api, world.alice_token, after=cursor)["events"]) == 1
+    assert feed(api, world.outsider_token, after=cursor)["events"] == []
+    assert len(feed(api, world.admin_token, after=cursor)["events"]) == 1
+
+
+def test_a_case_token_sees_only_its_case_without_internal_details(api, world):
+    cursor = feed(api, world.admin_token)["cursor"]
+    code, token = open_case(api, world)
+    open_case(api, world)  # somebody else's case
+    api.post(f"/cases/{code}/claim", world.alice_token)
+    events = feed(api, token, after=cursor)["events"]
+    assert {e["case_code"] for e in events} == {code}
+    assigned = next(e for e in events if e["type"] == "case.assigned")
+    assert assigned["data"] == {"assignee": {"display_name": "Alice"}}
+    assert assigned["actor"]["id"] is None
+
+
+def test_every_change_is_logged_with_actor_and_resulting_status(api, world):
+    code, token = open_case(api, world, customer={"name": "Zoe"})
+    api.post(f"/cases/{code}/claim", world.alice_token)
+    api.post(f"/cases/{code}/connect", token)
+    api.post(f"/cases/{code}/connect", world.alice_token)
+    api.post(f"/cases/{code}/messages", token, json={"body": "hi"})
+    api.patch(f"/cases/{code}", world.alice_token, json={"description": "VPN down"})
+    api.post(f"/cases/{code}/disconnect", world.alice_token)
+    api.post(f"/cases/{code}/close", world.alice_token)
+    events = api.get(f"/cases/{code}/events", world.alice_token).get_json()["events"]
+    assert [(e["type"], e["status"], e["actor"]["kind"]) for e in events] == [
+        ("case.created", "new", "deployment"),
+        ("case.assigned", "new", "user"),
+        ("case.connected", "pending", "customer"),
+        ("case.connected", "in_progress", "user"),
+        ("case.message", "in_progress", "customer"),
+        ("case.edited", "in_progress", "user"),
+        ("case.disconnected", "pending", "user"),
+        ("case.closed", "closed", "user"),
+    ]
+    assert events[5]["data"] == {"fields": ["description"]}
+    assert events[4]["data"]["message"]["body"] == "hi"
