@@ -9,10 +9,12 @@ from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend.clock import Clock
 from backend.db import Store, make_engine
 from backend.errors import SOSError
+from backend.ratelimit import init_rate_limits
 from backend.services.context import Context
 from backend.settings import Settings
 from backend.wakeups import ChangeSignal, PostgresListener
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
         SESSION_COOKIE_NAME="sos_session",
+        PERMANENT_SESSION_LIFETIME=12 * 3600,  # a working day; then log in again
         JSON_SORT_KEYS=False,
     )
     if not settings.database_url:
@@ -81,6 +84,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     if console is not None:
         app.register_blueprint(console.bp)
     _register_error_handlers(app)
+    init_rate_limits(app, settings)  # after every blueprint: it wraps the views that declare limits
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     return app
 
 

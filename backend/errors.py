@@ -16,6 +16,10 @@ class SOSError(Exception):
         self.message = message
         self.details = details
 
+    def response_headers(self) -> dict[str, str]:
+        """Headers the error response carries besides the JSON body."""
+        return {}
+
 
 class BadRequest(SOSError):
     status, code = 400, "bad_request"
@@ -63,3 +67,16 @@ class AlreadyClosed(Conflict):
 
 class UnsupportedMediaType(SOSError):
     status, code = 415, "unsupported_media_type"
+
+
+class RateLimited(SOSError):
+    """Too many requests of one kind; ``retry_after`` seconds until the next is accepted."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

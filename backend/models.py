@@ -183,6 +183,8 @@ class Case(Base):
     device_id: Mapped[str | None] = mapped_column(String(100))
     idempotency_key: Mapped[str | None] = mapped_column(String(100))
     customer_joined: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The Idempotency-Key of the join that succeeded: a retry of that join gets the case again.
+    join_key: Mapped[str | None] = mapped_column(String(100))
     # Presence: a side is connected while its last connect/heartbeat is recent enough.
     expert_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     expert_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -212,7 +214,10 @@ class CaseToken(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_case_id_id", "case_id", "id"),)
+    __table_args__ = (
+        Index("ix_messages_case_id_id", "case_id", "id"),
+        UniqueConstraint("case_id", "idempotency_key", name="uq_messages_idempotency"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
@@ -221,6 +226,8 @@ class Message(Base):
     author_name: Mapped[str] = mapped_column(String(100))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A retried post with the same key finds this message instead of adding a second one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
 
 
 class Event(Base):

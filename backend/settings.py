@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from limits import parse_many
+
 DEV_SECRET_KEY = "sos-development-secret-key-do-not-use-in-production"
 
 
@@ -34,6 +36,27 @@ def _env_seconds(name: str, value: str) -> float:
     return seconds
 
 
+def _env_rate_limit(name: str, value: str) -> str:
+    try:
+        parse_many(value)
+    except ValueError:
+        raise SettingsError(
+            f"{name} must be a rate limit such as '30/minute' or '10/minute;100/hour', "
+            f"got {value!r}"
+        ) from None
+    return value
+
+
+# The limit strings, each read from SOS_ + its field name in capitals (SOS_RATELIMIT_TOKEN...).
+RATE_LIMIT_FIELDS = (
+    "ratelimit_case_device",
+    "ratelimit_case_deployment",
+    "ratelimit_login_account",
+    "ratelimit_login_address",
+    "ratelimit_token",
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the backend reads from its environment, with laptop-friendly defaults."""
@@ -56,6 +79,15 @@ class Settings:
     smtp_password: str | None = None
     smtp_from: str = "sos@localhost"
     smtp_starttls: bool = False
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are trusted
+    ratelimit_enabled: bool = True
+    ratelimit_storage: str | None = None  # None: per-process memory; e.g. redis://host:6379/0
+    ratelimit_key_prefix: str = "sos"
+    ratelimit_case_device: str = "30/minute"
+    ratelimit_case_deployment: str = "600/minute"
+    ratelimit_login_account: str = "10/minute"
+    ratelimit_login_address: str = "30/minute"
+    ratelimit_token: str = "1200/minute"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -91,6 +123,23 @@ class Settings:
                 ) from None
         if "SOS_SMTP_STARTTLS" in env:
             values["smtp_starttls"] = _env_bool(env["SOS_SMTP_STARTTLS"])
+        if env.get("SOS_TRUSTED_PROXIES"):
+            raw = env["SOS_TRUSTED_PROXIES"]
+            if not raw.isdigit():
+                raise SettingsError(
+                    f"SOS_TRUSTED_PROXIES must be the number of proxies in front, got {raw!r}"
+                )
+            values["trusted_proxies"] = int(raw)
+        if "SOS_RATELIMIT_ENABLED" in env:
+            values["ratelimit_enabled"] = _env_bool(env["SOS_RATELIMIT_ENABLED"])
+        if env.get("SOS_RATELIMIT_STORAGE"):
+            values["ratelimit_storage"] = env["SOS_RATELIMIT_STORAGE"]
+        if env.get("SOS_RATELIMIT_KEY_PREFIX"):
+            values["ratelimit_key_prefix"] = env["SOS_RATELIMIT_KEY_PREFIX"]
+        for name in RATE_LIMIT_FIELDS:
+            variable = f"SOS_{name.upper()}"
+            if env.get(variable):
+                values[name] = _env_rate_limit(variable, env[variable])
         values.update(overrides)
         return cls(**values)
 

@@ -12,6 +12,7 @@ from backend.api.runtime import runtime
 from backend.api.serialize import deployment_out, group_out, token_out, user_out
 from backend.errors import Forbidden, NotFound
 from backend.models import Deployment, Group, User
+from backend.ratelimit import limit_login_attempts
 from backend.services import accounts, deployments
 from backend.services.access import Principal
 from backend.services.routing import configure_routing
@@ -34,6 +35,7 @@ DEPLOYMENT = "/deployments/<int(max=2147483647):deployment_id>"
     responses={201: sc.TokenCreated},
     tags=("auth",),
 )
+@limit_login_attempts
 def login_token(principal: Principal | None, body: sc.TokenLogin):
     rt = runtime()
     ctx = rt.context()

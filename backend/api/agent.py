@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from flask import request, url_for
+from flask import url_for
 
 from backend.api import bp
 from backend.api import schemas as sc
 from backend.api.framework import operation
+from backend.api.idempotency import IDEMPOTENCY_HEADER, idempotency_key
 from backend.api.runtime import runtime
 from backend.api.serialize import customer_case_out
-from backend.errors import ValidationFailed
+from backend.ratelimit import limit_case_creation
 from backend.services.access import Principal
 from backend.services.cases import NewCase, join_manual_case, open_agent_case
 from backend.services.deployments import get_deployment
-
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def new_case_details(
@@ -29,18 +28,6 @@ def new_case_details(
         device_agent_version=device.agent_version if device else None,
         device_id=device.device_id if device else None,
     )
-
-
-def _idempotency_key() -> str | None:
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is None:
-        return None
-    if not (1 <= len(key) <= 100) or not key.isprintable() or not key.isascii():
-        raise ValidationFailed(
-            f"{IDEMPOTENCY_HEADER} must be 1 to 100 printable ASCII characters (a UUID is best)",
-            details=[{"field": IDEMPOTENCY_HEADER, "message": "1-100 printable ASCII characters"}],
-        )
-    return key
 
 
 @operation(
@@ -76,9 +63,10 @@ def agent_config(principal: Principal) -> sc.AgentConfigOut:
     },
     tags=("agent",),
 )
+@limit_case_creation
 def agent_open_case(principal: Principal, body: sc.AgentCaseCreate):
     rt = runtime()
-    key = _idempotency_key()
+    key = idempotency_key()
     ctx = rt.context()
     with rt.store.write() as s:
         deployment = get_deployment(s, principal.deployment_id)
@@ -104,10 +92,15 @@ def agent_open_case(principal: Principal, body: sc.AgentCaseCreate):
     callers=("deployment",),
     body=sc.AgentJoin,
     responses={200: sc.AgentCaseOut},
+    headers={
+        IDEMPOTENCY_HEADER: "A key unique to this join; a retry with the same key returns the "
+        "case again (with a fresh case token) instead of 409 already_joined."
+    },
     tags=("agent",),
 )
 def agent_join(principal: Principal, body: sc.AgentJoin) -> sc.AgentCaseOut:
     rt = runtime()
+    key = idempotency_key()
     ctx = rt.context()
     with rt.store.write() as s:
         deployment = get_deployment(s, principal.deployment_id)
@@ -117,5 +110,6 @@ def agent_join(principal: Principal, body: sc.AgentJoin) -> sc.AgentCaseOut:
             deployment,
             body.code,
             new_case_details(body.customer, None, body.device),
+            join_key=key,
         )
         return sc.AgentCaseOut(case=customer_case_out(case, ctx), case_token=token)

@@ -7,6 +7,7 @@ from flask import url_for
 from backend.api import bp
 from backend.api import schemas as sc
 from backend.api.framework import operation
+from backend.api.idempotency import IDEMPOTENCY_HEADER, idempotency_key
 from backend.api.runtime import runtime
 from backend.api.serialize import case_for, case_out, event_out, message_out
 from backend.services import assignment, conversation, presence
@@ -224,15 +225,23 @@ def list_messages(principal: Principal, code: str, query: sc.MessageQuery) -> sc
     summary="Send a chat message",
     callers=EITHER,
     body=sc.MessageCreate,
-    responses={201: sc.MessageOut},
+    responses={200: sc.MessageOut, 201: sc.MessageOut},
+    headers={
+        IDEMPOTENCY_HEADER: "A key unique to this message; a retry with the same key returns "
+        "the stored message (200) and adds nothing."
+    },
     tags=("messages",),
 )
 def post_message(principal: Principal, code: str, body: sc.MessageCreate):
     rt = runtime()
+    key = idempotency_key()
     with rt.store.write() as s:
-        message = conversation.post_message(s, rt.context(), principal, code, body.body)
+        message, created = conversation.post_message(
+            s, rt.context(), principal, code, body.body, idempotency_key=key
+        )
         out = message_out(message)
-    return out, 201, {"Location": url_for("api.list_messages", code=code, after=out.id - 1)}
+    location = url_for("api.list_messages", code=code, after=out.id - 1)
+    return out, 201 if created else 200, {"Location": location}
 
 
 @operation(

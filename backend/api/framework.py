@@ -26,6 +26,7 @@ from backend.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from backend.ratelimit import CALLS_PER_TOKEN, rate_limited
 from backend.security import constant_time_equals
 from backend.services.access import Principal
 from backend.services.accounts import (
@@ -205,6 +206,8 @@ def operation(
                 kwargs["body"] = parse_body(body)
             return render(func(principal, **kwargs))
 
+        # Every API call counts against its bearer token's limit; views may declare more.
+        rate_limited(CALLS_PER_TOKEN)(view)
         bp.add_url_rule(rule, endpoint=func.__name__, view_func=view, methods=[method])
         OPERATIONS.append(op)
         return view
@@ -231,5 +234,8 @@ def error_response(error: SOSError) -> Response:
     if error.details:
         body["details"] = error.details
     return Response(
-        current_app.json.dumps({"error": body}), status=error.status, mimetype="application/json"
+        current_app.json.dumps({"error": body}),
+        status=error.status,
+        headers=error.response_headers(),
+        mimetype="application/json",
     )

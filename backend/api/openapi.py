@@ -13,6 +13,7 @@ from backend import __version__
 from backend.api import bp
 from backend.api import schemas as sc
 from backend.api.framework import OPERATIONS, Operation
+from backend.api.idempotency import KEY_PATTERN
 
 REF = "#/components/schemas/{model}"
 ERROR_STATUSES = {
@@ -24,7 +25,11 @@ ERROR_STATUSES = {
     413: "Body larger than the limit",
     415: "Body not sent as JSON",
     422: "Validation failed; details name the fields",
-    429: "Too many requests",
+    429: "Too many requests (rate limited); wait as long as Retry-After says",
+}
+RETRY_AFTER_HEADER = {
+    "description": "Seconds to wait before the limit lets this call through again",
+    "schema": {"type": "integer", "minimum": 1},
 }
 _PATH_PARAM = re.compile(r"<(?:(int)(?:\([^)]*\))?:)?([a-z_]+)>")
 
@@ -107,7 +112,7 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
                 "in": "header",
                 "required": False,
                 "description": description,
-                "schema": {"type": "string", "minLength": 1, "maxLength": 100},
+                "schema": {"type": "string", "pattern": KEY_PATTERN},
             }
         )
     responses: dict[str, Any] = {}
@@ -119,6 +124,7 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
     error = {"application/json": {"schema": refs[(sc.Error, "serialization")]}}
     for status, description in ERROR_STATUSES.items():
         responses[str(status)] = {"description": description, "content": error}
+    responses["429"]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
     result: dict[str, Any] = {
         "operationId": op.endpoint.split(".", 1)[1],
         "summary": op.summary,
@@ -130,8 +136,9 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
     if "anyone" not in op.callers:
         result["security"] = [{"bearer": []}]
     if op.body is not None:
+        # An empty body reads as {}: it is optional exactly when the model needs no field.
         result["requestBody"] = {
-            "required": True,
+            "required": bool(op.body.model_json_schema().get("required")),
             "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
         }
     return result

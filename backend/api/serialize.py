@@ -71,6 +71,17 @@ def case_for(principal: Principal, case: Case, ctx: Context) -> sc.CaseOut | sc.
     return case_out(case, ctx) if principal.is_user else customer_case_out(case, ctx)
 
 
+# What of each event's data a customer may see; anything not listed stays internal
+# (user ids, usernames, routing reasons and policies, previous assignees).
+_CUSTOMER_FIELDS: dict[str, tuple[str, ...]] = {
+    "case.created": ("source", "topic"),
+    "case.connected": ("side",),
+    "case.disconnected": ("side", "reason"),
+    "case.message": ("message",),
+    "case.closed": ("by",),
+}
+
+
 def _customer_data(event: Event) -> dict[str, Any]:
     """Event data as a customer may see it: no user ids, usernames or internal reasons."""
     data = dict(event.data)
@@ -79,7 +90,7 @@ def _customer_data(event: Event) -> dict[str, Any]:
         return {"assignee": None if not assignee else {"display_name": assignee["display_name"]}}
     if event.type == "case.edited":
         return {"fields": [f for f in data.get("fields", []) if not f.startswith(("group",))]}
-    return data
+    return {k: data[k] for k in _CUSTOMER_FIELDS.get(event.type, ()) if k in data}
 
 
 def event_out(event: Event, principal: Principal) -> sc.EventOut:

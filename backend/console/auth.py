@@ -5,10 +5,12 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import redirect, render_template, request, session, url_for
+from flask_limiter import RateLimitExceeded
 
 from backend.api.runtime import runtime
 from backend.console import _, bp, check_csrf, csrf_token, login_required
 from backend.errors import SOSError
+from backend.ratelimit import limit_login_attempts, retry_after_seconds
 from backend.services.access import Principal
 from backend.services.accounts import check_password, record_activity
 
@@ -26,6 +28,7 @@ def index():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limit_login_attempts
 def login():
     error = None
     username = ""
@@ -76,3 +79,16 @@ def logout():
     if lang:
         session["lang"] = lang
     return redirect(url_for("console.login"))
+
+
+@bp.errorhandler(RateLimitExceeded)
+def too_many_attempts(error: RateLimitExceeded):
+    """The login form again, saying when to retry (shares the API's per-account counters)."""
+    seconds = retry_after_seconds(error)
+    page = render_template(
+        "console/login.html",
+        error=_("Too many login attempts; try again in {seconds} s.", seconds=seconds),
+        username=request.form.get("username", ""),
+        next=request.values.get("next", ""),
+    )
+    return page, 429, {"Retry-After": str(seconds)}

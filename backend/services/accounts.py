@@ -30,12 +30,16 @@ ONLINE_WINDOW = timedelta(minutes=5)
 ACTIVITY_RESOLUTION = timedelta(seconds=60)
 
 
-def availability(user: User, ctx: Context) -> str:
-    """``online`` when recently active, ``away`` when set so, else ``offline``."""
-    recent = user.last_seen_at is not None and user.last_seen_at > ctx.now - ONLINE_WINDOW
-    if not recent:
-        return "offline"
-    return "away" if user.away else "online"
+def availability(user: User, ctx: Context, window: timedelta = ONLINE_WINDOW) -> str:
+    """``away`` when set so, else ``online`` when active within ``window``, else ``offline``.
+
+    The one definition of availability: the API shows it with the default window, and
+    routing's "only available experts" filter applies it with the group's own window.
+    """
+    if user.away:
+        return "away"
+    recent = user.last_seen_at is not None and user.last_seen_at > ctx.now - window
+    return "online" if recent else "offline"
 
 
 def _unique_violation(s: Session, model: type, field: str, value: Any, what: str) -> None:

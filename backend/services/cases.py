@@ -152,16 +152,29 @@ def deployment_actor(deployment: Deployment) -> Actor:
 
 
 def join_manual_case(
-    s: Session, ctx: Context, deployment: Deployment, code: str, details: NewCase
+    s: Session,
+    ctx: Context,
+    deployment: Deployment,
+    code: str,
+    details: NewCase,
+    *,
+    join_key: str | None = None,
 ) -> tuple[Case, str]:
-    """Let a customer's agent join a manual case by its code, once."""
+    """Let a customer's agent join a manual case by its code, once.
+
+    A retry of the join that succeeded (same ``join_key``) gets the case again with a fresh
+    token, so an agent whose first answer was lost is not locked out of its own case.
+    """
     case = _lock_case(s, code)
     if case is None or case.group_id != deployment.group_id or case.source != "manual":
         raise NotFound(f"no open case with the code {code}; check the code with your expert")
     ensure_not_final(case, ctx)
     if case.customer_joined:
+        if join_key is not None and case.join_key == join_key:
+            return case, issue_case_token(s, ctx, case)
         raise AlreadyJoined(f"case {code} has already been joined by a customer")
     case.customer_joined = True
+    case.join_key = join_key
     case.deployment_id = deployment.id
     changed = []
     for name, value in vars(details).items():
@@ -376,12 +389,18 @@ def edit_case(
         if "group_id" in changed:
             s.flush()
             s.refresh(case)
-            if case.assignee is not None and not _has_access(case.assignee, case.group_id):
-                case.assignee = None
-                case.assigned_at = None
         append_event(
             s, ctx, case, "case.edited", principal.actor, {"fields": _public_field_names(changed)}
         )
+        if (
+            "group_id" in changed
+            and case.assignee is not None
+            and not _has_access(case.assignee, case.group_id)
+        ):
+            from backend.services.assignment import set_assignee
+
+            reason = f"moved to {case.group.name}, where {case.assignee.username} has no access"
+            set_assignee(s, ctx, principal.actor, case, None, reason)
         if "group_id" in changed and case.assignee_id is None:
             route_case(s, ctx, case, principal.actor, deployment=case.deployment)
     return case

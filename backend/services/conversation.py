@@ -22,8 +22,28 @@ def message_dict(message: Message) -> dict[str, object]:
     }
 
 
-def post_message(s: Session, ctx: Context, principal: Principal, code: str, body: str) -> Message:
+def post_message(
+    s: Session,
+    ctx: Context,
+    principal: Principal,
+    code: str,
+    body: str,
+    *,
+    idempotency_key: str | None = None,
+) -> tuple[Message, bool]:
+    """Add a message to the case's chat; returns it and whether it is new.
+
+    A retry with the same ``idempotency_key`` returns the message stored the first time.
+    """
     case = get_case(s, principal, code, for_update=True)
+    if idempotency_key is not None:
+        earlier = s.scalar(
+            select(Message).where(
+                Message.case_id == case.id, Message.idempotency_key == idempotency_key
+            )
+        )
+        if earlier is not None:
+            return earlier, False
     ensure_not_final(case, ctx)
     if principal.is_user:
         kind, name = "expert", principal.display_name or principal.username or "Expert"
@@ -36,6 +56,7 @@ def post_message(s: Session, ctx: Context, principal: Principal, code: str, body
         author_name=name[:100],
         body=body,
         created_at=ctx.now,
+        idempotency_key=idempotency_key,
     )
     s.add(message)
     s.flush()
@@ -43,7 +64,7 @@ def post_message(s: Session, ctx: Context, principal: Principal, code: str, body
     data = message_dict(message)
     data["created_at"] = isoformat_z(message.created_at)
     append_event(s, ctx, case, "case.message", principal.actor, {"message": data})
-    return message
+    return message, True
 
 
 def list_messages(

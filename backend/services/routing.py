@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from backend.errors import ValidationFailed
 from backend.models import Case, Deployment, Group, Membership, User
 from backend.services.access import Actor, user_can_access_group
+from backend.services.accounts import availability
 from backend.services.context import Context
 from backend.services.events import append_event
 from backend.services.status import not_final_clause
@@ -104,13 +105,31 @@ def group_members(s: Session, group_id: int) -> list[User]:
 
 
 def _available(user: User, ctx: Context, within_minutes: int) -> str | None:
-    """None when available, else why not."""
-    if user.away:
-        return "away"
-    if user.last_seen_at is None or user.last_seen_at <= ctx.now - timedelta(
-        minutes=within_minutes
+    """None when available, else why not (the same rule the API shows as availability)."""
+    state = availability(user, ctx, timedelta(minutes=within_minutes))
+    return None if state == "online" else state
+
+
+def why_not_eligible(
+    user: User,
+    ctx: Context,
+    settings: RoutingSettings,
+    exclude: frozenset[int],
+    open_cases: int,
+) -> str | None:
+    """None when ``user`` passes every filter of the group's settings, else why not."""
+    if not user.active:
+        return "deactivated"
+    if user.id in exclude:
+        return "excluded"
+    if settings.only_available and (
+        why := _available(user, ctx, settings.available_within_minutes)
     ):
-        return "offline"
+        return why
+    if settings.use_schedules and not within_schedule(user.schedule, ctx.now):
+        return "off schedule"
+    if settings.max_open_cases is not None and open_cases >= settings.max_open_cases:
+        return f"{open_cases} open cases"
     return None
 
 
@@ -122,19 +141,7 @@ def eligible_experts(
     counts = open_case_counts(s, ctx, [m.id for m in members])
     eligible, rejected = [], {}
     for user in members:
-        why = None
-        if user.id in exclude:
-            why = "excluded"
-        elif settings.only_available:
-            why = _available(user, ctx, settings.available_within_minutes)
-        if why is None and settings.use_schedules and not within_schedule(user.schedule, ctx.now):
-            why = "off schedule"
-        if (
-            why is None
-            and settings.max_open_cases is not None
-            and counts[user.id] >= settings.max_open_cases
-        ):
-            why = f"{counts[user.id]} open cases"
+        why = why_not_eligible(user, ctx, settings, exclude, counts[user.id])
         if why is None:
             eligible.append(user)
         else:
@@ -179,9 +186,15 @@ def decide(
         user = s.get(User, default_user_id) if default_user_id else None
         if user is None:
             return Decision(None, policy, "default_user: none set → unassigned")
-        if user in eligible or (user.is_admin and user.active and user.id not in exclude):
+        if user in eligible:
             return Decision(user, policy, f"default_user → {user.username}")
-        why = rejected.get(user.username, "not an active member of the group")
+        why = rejected.get(user.username)
+        if why is None and user.is_admin:  # admins may take any group's cases, filters apply
+            count = open_case_counts(s, ctx, [user.id])[user.id]
+            why = why_not_eligible(user, ctx, settings, exclude, count)
+            if why is None:
+                return Decision(user, policy, f"default_user → {user.username}")
+        why = why or "not an active member of the group"
         return Decision(None, policy, f"default_user: {user.username} {why} → unassigned")
     if not eligible:
         return Decision(
@@ -255,7 +268,7 @@ def route_case(
     reason = reason_prefix + decision.reason
     if decision.assignee is not None or case.assignee_id is not None:
         set_assignee(s, ctx, actor, case, decision.assignee, reason, policy=decision.policy)
-    elif decision.policy != "none":  # "none" decides nothing: no entry needed
+    elif decision.policy != "none":  # "none" is routing switched off: nothing was decided
         append_event(
             s, ctx, case, "case.routed", actor, {"policy": decision.policy, "reason": reason}
         )

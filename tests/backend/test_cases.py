@@ -104,6 +104,58 @@ def test_a_customer_joins_a_manual_case_once_by_its_code(api, world):
     assert again.status_code == 409 and again.get_json()["error"]["code"] == "already_joined"
 
 
+def test_a_retried_join_with_the_same_key_gets_the_case_again(api, world):
+    created = api.post("/cases", world.alice_token, json={"group_id": world.group.id})
+    code = created.get_json()["code"]
+    first = api.post(
+        "/agent/join", world.deployment_key, json={"code": code}, headers={"Idempotency-Key": "j1"}
+    )
+    assert first.status_code == 200
+    # The answer was lost; the agent retries with the same key and is not locked out.
+    retry = api.post(
+        "/agent/join", world.deployment_key, json={"code": code}, headers={"Idempotency-Key": "j1"}
+    )
+    assert retry.status_code == 200
+    token = retry.get_json()["case_token"]
+    assert token != first.get_json()["case_token"]
+    assert api.get(f"/cases/{code}", token).get_json()["code"] == code
+    # Another device (another key) still cannot take the case over.
+    other = api.post(
+        "/agent/join", world.deployment_key, json={"code": code}, headers={"Idempotency-Key": "j2"}
+    )
+    assert other.status_code == 409 and other.get_json()["error"]["code"] == "already_joined"
+
+
+def test_a_retried_message_with_the_same_key_is_stored_once(api, world):
+    code, token = open_case(api, world)
+    headers = {"Idempotency-Key": "m-1"}
+    first = api.post(f"/cases/{code}/messages", token, json={"body": "Hello"}, headers=headers)
+    retry = api.post(f"/cases/{code}/messages", token, json={"body": "Hello"}, headers=headers)
+    assert (first.status_code, retry.status_code) == (201, 200)
+    assert retry.get_json()["id"] == first.get_json()["id"]
+    other = api.post(
+        f"/cases/{code}/messages", token, json={"body": "Hello"}, headers={"Idempotency-Key": "m-2"}
+    )
+    assert other.status_code == 201
+    bodies = [m["body"] for m in api.get(f"/cases/{code}/messages", token).get_json()["messages"]]
+    assert bodies == ["Hello", "Hello"]
+    events = api.get(f"/cases/{code}/events", world.admin_token).get_json()["events"]
+    assert [e["type"] for e in events].count("case.message") == 2
+
+
+def test_the_same_message_key_on_two_cases_makes_two_messages(api, world):
+    (a, a_token), (b, b_token) = open_case(api, world), open_case(api, world)
+    headers = {"Idempotency-Key": "same"}
+    assert (
+        api.post(f"/cases/{a}/messages", a_token, json={"body": "x"}, headers=headers).status_code
+        == 201
+    )
+    assert (
+        api.post(f"/cases/{b}/messages", b_token, json={"body": "y"}, headers=headers).status_code
+        == 201
+    )
+
+
 def test_joining_an_unknown_code_or_an_agent_case_is_404(api, world):
     agent_code, _ = open_case(api, world)
     for code in ("s00-000-000", agent_code):

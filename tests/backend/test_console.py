@@ -264,3 +264,15 @@ def test_every_console_string_has_a_translation(lang):
     assert missing == []
     for source, translated in catalogue.items():
         assert re.findall(r"\{\w+\}", source) == re.findall(r"\{\w+\}", translated), source
+
+
+def test_repeated_wrong_passwords_are_slowed_down_with_a_readable_page(client, world):
+    limit = 10  # SOS_RATELIMIT_LOGIN_ACCOUNT's default: 10/minute
+    for _ in range(limit):
+        assert log_in(client, "alice", "wrong-password").status_code == 401
+    refused = log_in(client, "alice", "password-123")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert "Too many login attempts" in refused.get_data(as_text=True)
+    assert refused.mimetype == "text/html"
+    assert log_in(client, "bob").status_code == 302  # another account is not affected

@@ -295,3 +295,48 @@ def test_topics_must_route_to_existing_groups(api, world):
         json={"topics": [{"name": "Printer", "group_id": 999}]},
     )
     assert response.status_code == 422
+
+
+def test_an_admin_as_default_user_passes_the_same_filters(api, world):
+    set_routing(
+        api, world, policy="default_user", default_user_id=world.admin.id, only_available=True
+    )
+    assert api.patch("/me", world.admin_token, json={"availability": "away"}).status_code == 200
+    code, _ = open_case(api, world)
+    assert assignee(api, world, code) is None
+    assert assigned_event(api, world, code)[0]["data"]["reason"] == (
+        "default_user: admin away → unassigned"
+    )
+    assert api.patch("/me", world.admin_token, json={"availability": "online"}).status_code == 200
+    assert assignee(api, world, open_case(api, world)[0]) == "admin"
+
+
+def test_moving_a_case_out_of_its_assignees_reach_logs_the_unassignment(api, world):
+    set_routing(api, world, group=world.other_group, policy="none")
+    code, _ = open_case(api, world)
+    assert api.post(f"/cases/{code}/claim", world.alice_token).status_code == 200
+    moved = api.patch(f"/cases/{code}", world.admin_token, json={"group_id": world.other_group.id})
+    assert moved.get_json()["assignee"] is None
+    events = api.get(f"/cases/{code}/events", world.admin_token).get_json()["events"]
+    unassigned = [
+        e for e in events if e["type"] == "case.assigned" and e["data"]["assignee"] is None
+    ]
+    assert len(unassigned) == 1
+    assert unassigned[0]["data"]["reason"] == "moved to Accounting, where alice has no access"
+    assert unassigned[0]["data"]["previous"]["username"] == "alice"
+
+
+def test_customers_never_see_routing_reasons_or_usernames(api, world):
+    set_routing(api, world, policy="round_robin", only_available=True)
+    code, case_token = open_case(api, world)  # nobody available: routed, unassigned
+    be_active(api, world.alice_token)
+    assigned = api.post(f"/cases/{code}/assign", world.admin_token, json={"assignee": "alice"})
+    assert assigned.status_code == 200
+    events = api.get(f"/cases/{code}/events", case_token).get_json()["events"]
+    by_type = {e["type"]: e for e in events}
+    assert by_type["case.routed"]["data"] == {}
+    assert by_type["case.assigned"]["data"] == {"assignee": {"display_name": "Alice"}}
+    feed = api.get("/events?after=0", case_token).get_json()["events"]
+    text = str([e["data"] for e in feed]) + str([e["actor"] for e in feed])
+    for internal in ("round_robin", "nobody available", "alice", "admin", "reason"):
+        assert internal not in text
