@@ -80,8 +80,20 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(5 * 2 ** max(attempts - 1, 0), 1800))
 
 
-def claim_due(s: Session, ctx: Context, limit: int = 20, lease: float = 120) -> list[Notification]:
-    """Take due notifications for sending; a lease keeps other workers off them meanwhile."""
+# The longest one sending may take: a webhook's connect and read time-outs (10 s each) or an
+# SMTP conversation (15 s per step), with room to spare.
+WORST_SEND_SECONDS = 60
+
+
+def claim_due(
+    s: Session, ctx: Context, limit: int = 5, lease: float | None = None
+) -> list[Notification]:
+    """Take due notifications for sending; a lease keeps other workers off them meanwhile.
+
+    The lease covers the whole batch sent one after another at its slowest, so another
+    process never takes over (and sends again) a notification still being sent.
+    """
+    lease = lease if lease is not None else limit * WORST_SEND_SECONDS
     query = (
         select(Notification)
         .where(Notification.status == "pending", Notification.next_attempt_at <= ctx.now)

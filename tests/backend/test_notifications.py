@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -196,3 +197,22 @@ def test_the_running_server_delivers_webhooks_in_the_background(tmp_path, receiv
         assert json.loads(body)["case"]["code"] == opened.json()["case"]["code"]
     finally:
         live.stop()
+
+
+def test_a_claimed_batch_stays_leased_for_as_long_as_sending_it_may_take(
+    api, world, runtime, receiver, clock
+):
+    from backend.services.notifications import WORST_SEND_SECONDS, claim_due
+
+    subscribe(api, world.bob_token, receiver.url)
+    for _ in range(7):
+        open_case(api, world)  # each unassigned case notifies bob
+    with runtime.store.write() as s:
+        batch = claim_due(s, runtime.context())
+        assert len(batch) == 5
+        leased_until = {n.next_attempt_at for n in batch}
+    assert leased_until == {clock.now() + timedelta(seconds=5 * WORST_SEND_SECONDS)}
+    # Another worker, even after a minute, takes only what nobody is sending.
+    clock.advance(60)
+    with runtime.store.write() as s:
+        assert len(claim_due(s, runtime.context())) == 2
