@@ -190,6 +190,19 @@ def test_bundle_holds_tray_backends_tkinter_brand_and_catalogues(onefile_build: 
     assert not {m for m in modules if m.split(".")[0] in ("backend", "flask", "sqlalchemy")}
 
 
+def test_bundle_leaves_out_the_tcl_files_the_agent_never_reads(onefile_build: Build) -> None:
+    from PyInstaller.archive.readers import CArchiveReader
+
+    files = set(CArchiveReader(str(onefile_build.executable)).toc)
+    assert {"_tcl_data/init.tcl", "_tk_data/tk.tcl", "_tk_data/ttk/ttk.tcl"} <= files
+    assert {"_tk_data/msgs/fr.msg", "_tk_data/msgs/pt.msg"} <= files
+    assert "_tcl_data/encoding/cp1252.enc" in files
+    assert not [f for f in files if f.startswith("_tcl_data/msgs/")]
+    assert not [f for f in files if f.startswith("_tk_data/images/")]
+    assert "_tk_data/msgs/de.msg" not in files
+    assert len([f for f in files if f.startswith("_tcl_data/encoding/")]) <= 5
+
+
 def test_binary_headless_opens_exactly_one_case_in_the_deployment_group(
     onefile_build: Build, tmp_path: Path
 ) -> None:
