@@ -276,3 +276,40 @@ def test_repeated_wrong_passwords_are_slowed_down_with_a_readable_page(client, w
     assert "Too many login attempts" in refused.get_data(as_text=True)
     assert refused.mimetype == "text/html"
     assert log_in(client, "bob").status_code == 302  # another account is not affected
+
+
+PUBLIC_CONSOLE_ENDPOINTS = {"console.login", "console.static"}
+ADMIN_CONSOLE_ENDPOINTS = {
+    "console.admin_users",
+    "console.admin_groups",
+    "console.admin_deployments",
+}
+
+
+def console_routes(app) -> list[tuple[str, str, str]]:
+    """(endpoint, method, path) of every console page, from the app's own route table."""
+    routes = []
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("console."):
+            continue
+        path = rule.rule.replace("<code>", "s00-000-000").replace("<path:filename>", "console.css")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            routes.append((rule.endpoint, method, path))
+    return routes
+
+
+def test_every_console_page_needs_a_login_and_admin_pages_an_admin(app, client, world):
+    routes = console_routes(app)
+    assert {endpoint for endpoint, _, _ in routes} >= ADMIN_CONSOLE_ENDPOINTS | {"console.queue"}
+    for endpoint, method, path in routes:
+        if endpoint in PUBLIC_CONSOLE_ENDPOINTS:
+            continue
+        response = client.open(path, method=method, follow_redirects=True)
+        assert response.request.path == "/console/login", (endpoint, method)
+        assert "<h1>Log in</h1>" in response.get_data(as_text=True), (endpoint, method)
+    log_in(client, "alice")
+    token = csrf_of(client, "/console/queue")
+    for endpoint, method, path in routes:
+        if endpoint in ADMIN_CONSOLE_ENDPOINTS:
+            data = {"csrf_token": token} if method == "POST" else None
+            assert client.open(path, method=method, data=data).status_code == 403, endpoint
