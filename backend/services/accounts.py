@@ -90,6 +90,10 @@ def update_user(s: Session, ctx: Context, user: User, changes: dict[str, Any]) -
             raise ValidationFailed(f"role must be admin or supporter, not {value!r}")
         else:
             setattr(user, name, value)
+    if user.notify_webhook_url and not user.notify_webhook_secret:
+        # Webhooks are always signed: a URL given without a secret gets one, which its owner
+        # reads (by rotating it) with POST /me/webhook-secret.
+        user.notify_webhook_secret = new_secret(WEBHOOK_SECRET_PREFIX)
     return user
 
 

@@ -216,3 +216,14 @@ def test_a_claimed_batch_stays_leased_for_as_long_as_sending_it_may_take(
     clock.advance(60)
     with runtime.store.write() as s:
         assert len(claim_due(s, runtime.context())) == 2
+
+
+def test_a_webhook_url_alone_is_enough_to_be_notified(api, world, runtime, receiver):
+    me = api.patch(
+        "/me", world.bob_token, json={"notifications": {"webhook_url": receiver.url}}
+    ).get_json()
+    assert me["notifications"]["webhook_secret_set"] is True
+    open_case(api, world)
+    assert deliver_due(runtime) == 1
+    ((headers, _),) = receiver.requests
+    assert headers["X-SOS-Signature"].startswith("sha256=")
