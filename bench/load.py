@@ -1,0 +1,94 @@
+"""A small closed-loop load generator: N threads, one ``requests.Session`` each.
+
+Every thread sends its next request as soon as the previous one is answered. Requests that
+start during the warm-up are sent but not counted; throughput is the number of requests
+started in the measuring window divided by its length.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+
+from bench.harness import ms, percentile
+
+Send = Callable[[requests.Session], int]  # sends one request, returns its HTTP status
+
+
+@dataclass
+class LoadResult:
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    client_cpu: float = 0.0  # CPU seconds the benchmark process (the clients) used per second
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def throughput(self) -> float:
+        return self.count / self.seconds
+
+    def p(self, pct: float) -> float:
+        return percentile(self.latencies, pct)
+
+    def errors(self, ok: set[int]) -> int:
+        return sum(n for status, n in self.statuses.items() if status not in ok)
+
+    def summary(self) -> str:
+        return (
+            f"{self.throughput:.0f} req/s, p50 {ms(self.p(50))}, p95 {ms(self.p(95))}, "
+            f"p99 {ms(self.p(99))} ({self.count} requests, statuses {dict(self.statuses)}, "
+            f"client CPU {self.client_cpu:.2f} cores)"
+        )
+
+
+def run_load(send: Send, *, clients: int, seconds: float, warmup: float) -> LoadResult:
+    """Drive ``send`` from ``clients`` threads for ``warmup + seconds``; measure the last part."""
+    start = threading.Event()
+    lock = threading.Lock()
+    samples: list[tuple[float, float, int]] = []
+    began = 0.0
+
+    def client() -> None:
+        session = requests.Session()
+        mine: list[tuple[float, float, int]] = []
+        start.wait()
+        end = began + warmup + seconds
+        while True:
+            sent = time.perf_counter()
+            if sent >= end:
+                break
+            try:
+                status = send(session)
+            except requests.RequestException:
+                status = 0  # no answer at all: counted as an error
+            mine.append((sent, time.perf_counter() - sent, status))
+        session.close()
+        with lock:
+            samples.extend(mine)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    began = time.perf_counter()
+    start.set()
+    time.sleep(warmup)
+    cpu_before = time.process_time()
+    time.sleep(seconds)
+    cpu = (time.process_time() - cpu_before) / seconds
+    for thread in threads:
+        thread.join(120)
+    result = LoadResult(seconds=seconds, client_cpu=cpu)
+    window = (began + warmup, began + warmup + seconds)
+    for sent, latency, status in samples:
+        if window[0] <= sent < window[1]:
+            result.latencies.append(latency)
+            result.statuses[status] += 1
+    return result
