@@ -7,8 +7,9 @@ PostgreSQL is used as is; engine options apply only to the server kind.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -63,6 +64,7 @@ class Store:
             engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
         self.after_commit: list[Callable[[], None]] = []
+        self._local_writer = threading.RLock() if not self.is_postgres else nullcontext()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -73,14 +75,18 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._write() as session:
-            session.info["store"] = self
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+        # SQLite has one writer at a time. Threads of this process queue for it here, in
+        # order, instead of each polling the busy timeout (which makes long, random waits);
+        # other processes still meet at BEGIN IMMEDIATE.
+        with self._local_writer:
+            with self._write() as session:
+                session.info["store"] = self
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
         if session.info.get("events_added"):
             for callback in self.after_commit:
                 callback()

@@ -159,6 +159,14 @@ class Case(Base):
             postgresql_where=text("closed_at IS NULL AND deleted_at IS NULL"),
             sqlite_where=text("closed_at IS NULL AND deleted_at IS NULL"),
         ),
+        # A supporter's counts and status pages: their groups' open cases only.
+        Index(
+            "ix_cases_open_group_id_expires_at",
+            "group_id",
+            "expires_at",
+            postgresql_where=text("closed_at IS NULL AND deleted_at IS NULL"),
+            sqlite_where=text("closed_at IS NULL AND deleted_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from backend.app import Runtime
+from backend.migrate import ANALYZE_INTERVAL, refresh_statistics
 from backend.services.presence import sweep
 from backend.services.routing import escalate
 
@@ -22,12 +24,16 @@ def start_sweeper(runtime: Runtime) -> threading.Thread:
 
     def loop() -> None:
         stop = threading.Event()
+        analysed_at = time.monotonic()
         while not stop.wait(runtime.settings.sweep_interval):
             try:
                 with runtime.store.write() as s:
                     sweep(s, runtime.context())
                 with runtime.store.write() as s:
                     escalate(s, runtime.context())
+                if time.monotonic() - analysed_at >= ANALYZE_INTERVAL:
+                    analysed_at = time.monotonic()
+                    refresh_statistics(runtime.store.engine)
             except Exception:  # noqa: BLE001 - the next round retries
                 log.exception("sweep failed")
 

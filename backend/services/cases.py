@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import and_, false, func, or_, select, union_all
 from sqlalchemy import case as sql_case
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session, lazyload, selectinload
 
 from backend.errors import AlreadyJoined, BadRequest, CaseFinal, NotFound, ValidationFailed
 from backend.models import Case, CaseToken, Deployment, Group, User
@@ -275,6 +275,31 @@ def decode_cursor(cursor: str) -> int:
     return int(cursor)
 
 
+CASE_RELATIONS = (Case.group, Case.deployment, Case.assignee, Case.expert)
+
+
+def _page_ids(principal: Principal, filters: CaseFilter, conditions: list[Any]) -> Any:
+    """The condition selecting one page of cases, newest first.
+
+    For a supporter of several groups, each group's newest cases are read through its own
+    ``(group_id, id)`` index and merged: a plain ``group_id IN (...)`` makes the database sort
+    every case of those groups before it can keep one page.
+    """
+    groups = sorted(principal.group_ids)
+    if principal.is_admin or filters.group_id is not None or len(groups) < 2:
+        return and_(*conditions)
+    per_group = [
+        select(Case.id)
+        .where(*conditions, Case.group_id == group_id)
+        .order_by(Case.id.desc())
+        .limit(filters.limit + 1)
+        .subquery()
+        for group_id in groups
+    ]
+    newest = union_all(*(select(sub.c.id) for sub in per_group)).subquery()
+    return Case.id.in_(select(newest.c.id))
+
+
 def list_cases(
     s: Session, ctx: Context, principal: Principal, filters: CaseFilter
 ) -> tuple[list[Case], str | None, dict[str, int]]:
@@ -318,7 +343,15 @@ def list_cases(
         )
     if filters.cursor:
         page_conditions.append(Case.id < decode_cursor(filters.cursor))
-    query = select(Case).where(*page_conditions).order_by(Case.id.desc()).limit(filters.limit + 1)
+    # The page's relations come in one small query each: joined into the page query they make
+    # SQLite join and sort a group's whole history before it can stop at one page.
+    query = (
+        select(Case)
+        .where(_page_ids(principal, filters, page_conditions))
+        .order_by(Case.id.desc())
+        .limit(filters.limit + 1)
+        .options(*(selectinload(rel) for rel in CASE_RELATIONS))
+    )
     cases = list(s.scalars(query))
     next_cursor = encode_cursor(cases[filters.limit - 1].id) if len(cases) > filters.limit else None
     return cases[: filters.limit], next_cursor, counts

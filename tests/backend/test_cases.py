@@ -207,6 +207,38 @@ def test_cursor_pagination_walks_every_case_once(api, world):
     assert seen == list(reversed(made))
 
 
+def test_a_supporter_of_several_groups_pages_through_all_their_cases_once(api, world, seed):
+    third = seed.group("Sales")
+    both = seed.user("bea", groups=[world.group, world.other_group])
+    token = seed.token(both)
+    keys = {g.name: seed.deployment(g)[1] for g in (world.other_group, third)}
+
+    def open_in(key):
+        response = api.post("/agent/cases", key, json={"source": "api"})
+        return response.get_json()["case"]["code"]
+
+    mine, hidden = [], []
+    for i in range(8):  # interleaved, so pages mix the groups
+        mine.append(open_case(api, world)[0] if i % 2 else open_in(keys["Accounting"]))
+        hidden.append(open_in(keys["Sales"]))
+    assert api.post(f"/cases/{mine[3]}/claim", world.alice_token).status_code == 200
+    for params, expected in (
+        ({}, list(reversed(mine))),
+        ({"assignee": "none"}, [c for c in reversed(mine) if c != mine[3]]),
+        ({"status": "new"}, list(reversed(mine))),
+    ):
+        seen, cursor = [], None
+        while True:
+            query = params | {"limit": 3} | ({"cursor": cursor} if cursor else {})
+            body = api.get("/cases", token, query_string=query).get_json()
+            seen += [c["code"] for c in body["cases"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == expected, params
+        assert not set(seen) & set(hidden)
+
+
 def test_customer_edits_own_details_but_not_the_group(api, world):
     code, token = open_case(api, world)
     response = api.patch(
