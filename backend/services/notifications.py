@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from backend.models import Case, Notification, User
+from backend.models import Case, Membership, Notification, User
 from backend.services.context import Context
 
 MAX_ATTEMPTS = 8
@@ -69,9 +69,18 @@ def notify_assigned(s: Session, ctx: Context, case: Case, user: User) -> None:
 
 def notify_unassigned(s: Session, ctx: Context, case: Case) -> None:
     """Tell the group's members who opted in that an unassigned case arrived."""
-    from backend.services.routing import group_members
-
-    for user in group_members(s, case.group_id):
+    # Only members who opted in: most cases arrive in groups where nobody did.
+    opted_in = or_(
+        and_(User.notify_webhook_url.is_not(None), User.notify_webhook_secret.is_not(None)),
+        and_(User.notify_email.is_(True), User.email.is_not(None)),
+    )
+    members = s.scalars(
+        select(User)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.group_id == case.group_id, User.active.is_(True), opted_in)
+        .order_by(User.id)
+    )
+    for user in members:
         _queue(s, ctx, case, user, "unassigned_in_group")
 
 
