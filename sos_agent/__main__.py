@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", help="your e-mail, sent with the case")
     p.add_argument("--description", help="what the problem is")
     p.add_argument(
+        "--topic", metavar="NAME",
+        help="what the request is about, one of the deployment's topics (routes the case)",
+    )
+    p.add_argument(
         "--timeout", type=float, default=20.0, help="headless: seconds to wait for the backend"
     )
     p.add_argument("--no-shortcut", action="store_true", help="never create desktop shortcuts")
@@ -60,7 +64,9 @@ def _launch_args(args: argparse.Namespace, config: AgentConfig) -> tuple[str, ..
 
 
 def _command(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    fields = {k: getattr(args, k) for k in ("name", "email", "description") if getattr(args, k)}
+    fields = {
+        k: getattr(args, k) for k in ("name", "email", "description", "topic") if getattr(args, k)
+    }
     if args.join:
         return "join", {"code": args.join, **fields}
     if args.sos:
@@ -82,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             args.join = normalize_code(args.join)
         except InvalidCode:
             return _fail(f"{args.join!r} is not a session code (like s12-345-678)", EXIT_USAGE)
+        if args.topic:
+            return _fail(
+                "--topic chooses where a new request goes; a joined case is the expert's own",
+                EXIT_USAGE,
+            )
     try:
         config = load_config(
             brand_dir=args.brand,
@@ -120,9 +131,8 @@ def run_headless(config: AgentConfig, command: str, args: dict[str, Any], timeou
     from sos_agent.commands import HEADLESS_EXIT, handle
 
     core = _make_core(config, bool(args.get("no_shortcut")))
-    server = instance.acquire(
-        config.data_dir, lambda cmd, a: handle(core, cmd, a, timeout)
-    )
+    inbox = instance.CommandInbox()
+    server = instance.acquire(config.data_dir, inbox.handle)
     if server is None:
         # Another agent runs for this user: it does the work (one state, one outbox).
         try:
@@ -137,11 +147,17 @@ def run_headless(config: AgentConfig, command: str, args: dict[str, Any], timeou
         try:
             core.start()
             core.refresh_deployment()
+            # Hand-overs wait for the deployment's settings (their topics are checked against them).
+            inbox.open(lambda cmd, a: handle(core, cmd, a, float(a.get("timeout", timeout))))
             result = handle(core, command, args, timeout)
         finally:
+            inbox.close("the agent is quitting")
+            # A hand-over still waiting for its case gets its answer before this process goes.
+            server.close(wait=timeout + 5)
             core.stop()
-            server.close()
     print(json.dumps(result))
+    if result.get("outcome") == "refused" and result.get("error"):
+        print(f"sos-agent: {result['error']}", file=sys.stderr)  # for people; JSON for scripts
     return HEADLESS_EXIT.get(result.get("outcome", "ok"), 1)
 
 
@@ -168,15 +184,9 @@ def run_gui(config: AgentConfig, command: str, args: dict[str, Any]) -> int:
     from sos_agent import instance
 
     started = time.monotonic()
-    handle_ref: dict[str, Any] = {}
-
-    def on_command(cmd: str, a: dict[str, Any]) -> dict[str, Any]:
-        app = handle_ref.get("app")
-        if app is None:
-            return {"outcome": "refused", "error": "starting"}
-        return app.handle_command(cmd, a)
-
-    server = instance.acquire(config.data_dir, on_command)
+    # Hand-overs that arrive while the window and tray are starting wait here, then run.
+    inbox = instance.CommandInbox()
+    server = instance.acquire(config.data_dir, inbox.handle)
     if server is None:
         try:
             instance.hand_over(config.data_dir, command, args, wait=False)
@@ -188,14 +198,15 @@ def run_gui(config: AgentConfig, command: str, args: dict[str, Any]) -> int:
     try:
         problem = display_problem()
         if problem:
+            inbox.close(problem)
             return _fail(problem, EXIT_NO_DISPLAY)
         from sos_agent.app import AgentApp
 
         app = AgentApp(config, _make_core(config, bool(args.get("no_shortcut"))))
-        handle_ref["app"] = app
-        return app.run(command, args)
+        return app.run(command, args, on_ready=lambda: inbox.open(app.handle_command))
     finally:
-        server.close()
+        inbox.close("the agent is quitting")
+        server.close(wait=5)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sos_agent.commands import handle, perform
+from sos_agent.commands import handle
 from sos_agent.config import AgentConfig
 from sos_agent.core import AgentCore, InvalidCode
 from sos_agent.i18n import resolve_language, translation
@@ -64,7 +64,13 @@ class AgentApp:
 
     # --- running ---------------------------------------------------------------------------
 
-    def run(self, command: str, args: dict[str, Any]) -> int:
+    def run(
+        self,
+        command: str,
+        args: dict[str, Any],
+        on_ready: Callable[[], None] | None = None,
+    ) -> int:
+        """Show the agent until the customer quits; ``on_ready()`` once it can take commands."""
         import tkinter as tk
 
         from sos_agent.window import CustomerWindow, WindowActions
@@ -91,7 +97,7 @@ class AgentApp:
         self.core.start()
         self.follower.start()
         self.refresh()
-        self._background(lambda: self._startup(command, args))
+        self._background(lambda: self._startup(command, args, on_ready))
         self.root.after(50, self._drain)
         try:
             self.root.mainloop()
@@ -99,12 +105,19 @@ class AgentApp:
             self._shutdown()
         return 0
 
-    def _startup(self, command: str, args: dict[str, Any]) -> None:
-        self.core.refresh_deployment()
-        first_launch = not self.core.state.data.first_launch_done
-        perform(self.core, command, args)
-        if command in ("sos", "join") or first_launch or self.tray is None:
-            self.call_soon(self.open_window)
+    def _startup(
+        self, command: str, args: dict[str, Any], on_ready: Callable[[], None] | None
+    ) -> None:
+        try:
+            self.core.refresh_deployment()
+            first_launch = not self.core.state.data.first_launch_done
+            handle(self.core, command, args, timeout=0)
+            if command in ("sos", "join") or first_launch or self.tray is None:
+                self.call_soon(self.open_window)
+        finally:
+            # Commands handed over meanwhile ran after this one (a first launch opens one case).
+            if on_ready is not None:
+                on_ready()
 
     def _start_tray(self) -> None:
         try:
@@ -143,6 +156,7 @@ class AgentApp:
         return menu
 
     def _popup(self, x: int, y: int) -> None:
+        log.debug("tray menu at %d,%d", x, y)
         try:
             self.menu.tk_popup(x, y)
         finally:
@@ -150,11 +164,11 @@ class AgentApp:
 
     # --- actions (from the tray, the window, hand-overs) -------------------------------------
 
-    def get_help(self) -> None:
-        """"Get help": bring back the open case or open one, and show the window."""
+    def get_help(self, topic: str | None = None) -> None:
+        """"Get help": bring back the open case or open one (about ``topic``), show the window."""
 
         def work() -> None:
-            self.core.request_help("sos_button")
+            self.core.request_help("sos_button", topic=topic)
             self.call_soon(self.open_window)
 
         self._background(work)
@@ -165,6 +179,7 @@ class AgentApp:
         self.refresh()
 
     def quit(self) -> None:
+        log.info("quitting at the customer's request")
         self._quitting.set()
         self.root.quit()
 
@@ -196,7 +211,8 @@ class AgentApp:
         record, case, online = core.current(), core.case_view, core.online
         view = self.vm.window(
             record, case, online, list(core.messages), core.config.deployment.customer_fields,
-            error=core.last_error,
+            error=self.vm.error_text(core.last_error_code, core.last_error),
+            topics=core.config.deployment.topics,
         )
         self.window.render(view)
         case_line = self.vm.case_line(record, case, online)
@@ -210,6 +226,7 @@ class AgentApp:
             )
 
     def _shutdown(self) -> None:
+        log.info("shutting down")
         self._quitting.set()
         self.presence.stop()
         self.follower.stop()
@@ -225,3 +242,4 @@ class AgentApp:
             self.root.destroy()
         except Exception:
             pass
+        log.info("stopped")

@@ -3,8 +3,9 @@
 Brand settings come from the bundled ``brand.json`` when frozen, or from a brand folder in
 development. The backend URL and deployment key come from the brand (baked in by the build),
 else from flags or ``SOS_BACKEND_URL`` / ``SOS_DEPLOYMENT_KEY``. The deployment's own settings
-(which customer fields to ask for) are fetched from ``GET /agent/config`` and merged in; the last
-answer is cached in the data folder so that an offline start knows them too.
+(which customer fields to ask for, which topics to offer) are fetched from ``GET /agent/config``
+and merged in; the last answer is cached in the data folder so that an offline start knows them
+too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from sos_agent.brand import Brand, BrandError, bundled_brand_dir, load_brand, lo
 CUSTOMER_FIELDS = ("name", "email", "description")
 DEFAULT_CUSTOMER_FIELDS = CUSTOMER_FIELDS
 APP_DIR_NAME = "SOS Agent"
+LOG_FILE = "agent.log"
+LOG_MAX_BYTES = 1_000_000
+LOG_BACKUPS = 3
 
 
 class ConfigError(Exception):
@@ -37,6 +41,8 @@ class DeploymentSettings:
     name: str | None = None
     group_name: str | None = None
     customer_fields: tuple[str, ...] = DEFAULT_CUSTOMER_FIELDS
+    # The topics the customer may choose from (each routed to a group by the backend).
+    topics: tuple[str, ...] = ()
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> DeploymentSettings:
@@ -51,6 +57,7 @@ class DeploymentSettings:
             name=deployment.get("name") if isinstance(deployment, dict) else None,
             group_name=group.get("name") if isinstance(group, dict) else None,
             customer_fields=known,
+            topics=_topic_names(data.get("topics")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -58,7 +65,29 @@ class DeploymentSettings:
             "deployment": {"name": self.name},
             "group": {"name": self.group_name},
             "customer_fields": list(self.customer_fields),
+            "topics": list(self.topics),
         }
+
+    def find_topic(self, name: str) -> str | None:
+        """The offered topic called ``name`` (case-insensitively), in the deployment's spelling."""
+        wanted = name.strip()
+        if wanted in self.topics:
+            return wanted
+        matches = [t for t in self.topics if t.casefold() == wanted.casefold()]
+        return matches[0] if len(matches) == 1 else None
+
+
+def _topic_names(value: Any) -> tuple[str, ...]:
+    """Topic names from the backend (a list of names), in order, without blanks or repeats."""
+    if not isinstance(value, list):
+        return ()
+    names: list[str] = []
+    for item in value:
+        # Tolerate the admin shape ({"name", "group_id"}) too: only the name matters here.
+        name = item.get("name") if isinstance(item, dict) else item
+        if isinstance(name, str) and name.strip() and name.strip() not in names:
+            names.append(name.strip())
+    return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -149,11 +178,17 @@ def _user_dir(kind: str, brand: Brand) -> Path:
     return Path(platformdirs.user_data_dir(name, appauthor=False))
 
 
-def setup_logging(log_dir: Path, *, verbose: bool = False) -> None:
+def setup_logging(
+    log_dir: Path,
+    *,
+    verbose: bool = False,
+    max_bytes: int = LOG_MAX_BYTES,
+    backups: int = LOG_BACKUPS,
+) -> None:
     """Log to a rotating file in the per-user log folder (and to stderr with ``--verbose``)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(
-        log_dir / "agent.log", maxBytes=1_000_000, backupCount=3, encoding="utf-8"
+        log_dir / LOG_FILE, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
     )
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")

@@ -28,6 +28,19 @@ class InvalidCode(ValueError):
     """What the customer typed is not a session code."""
 
 
+class UnknownTopic(ValueError):
+    """The topic asked for is not one the deployment offers; the message lists those it does."""
+
+    def __init__(self, topic: str, offered: tuple[str, ...]) -> None:
+        if offered:
+            message = f"unknown topic {topic!r}; choose one of: {', '.join(offered)}"
+        else:
+            message = f"unknown topic {topic!r}: this deployment offers no topics"
+        super().__init__(message)
+        self.topic = topic
+        self.offered = offered
+
+
 def normalize_code(text: str) -> str:
     """``"12 345 678"``, ``"S12-345-678"`` → ``"s12-345-678"``; ``InvalidCode`` otherwise."""
     match = _CODE_DIGITS.match(text.strip())
@@ -56,8 +69,12 @@ class AgentCore:
         self.online: bool | None = None
         self.case_view: dict[str, Any] | None = None  # the customer view of the current case
         self.messages: list[dict[str, Any]] = []
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # the backend's message for the last refusal
+        self.last_error_code: str | None = None  # and its stable code, e.g. "already_joined"
         self._changed = threading.Condition(threading.RLock())
+        # Not the state's lock: installing shortcuts may take seconds (PowerShell on Windows)
+        # and the window reads the state meanwhile.
+        self._first_launch_lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
         self.worker = OutboxWorker(
             self.outbox, self._send, on_online=self.set_online, on_refused=self._refused
@@ -124,24 +141,56 @@ class AgentCore:
     def current(self) -> CaseRecord | None:
         return self.state.current()
 
-    def first_launch(self) -> CaseRecord | None:
-        """On the very first start: shortcut on the desktop, start at login, and a case."""
-        if self.state.data.first_launch_done:
+    def resolve_topic(self, topic: str | None) -> str | None:
+        """The deployment's name for ``topic`` (``None`` for none); ``UnknownTopic`` if not offered.
+
+        Checked against the deployment's settings as last read from the backend. An agent that
+        has never reached the backend cannot know them: it sends the topic and lets the backend
+        decide (a refusal then names the valid topics).
+        """
+        if topic is None or not topic.strip():
             return None
-        if self._install_shortcuts is not None:
-            try:
-                self._install_shortcuts(self.config)
-            except OSError:
-                log.exception("could not install the desktop shortcut")
-        record = self._open_case("first_launch")
-        self.state.mark_first_launch_done()
-        return record
+        if self.state.data.deployment is None:
+            return topic.strip()
+        found = self.config.deployment.find_topic(topic)
+        if found is None:
+            raise UnknownTopic(topic.strip(), self.config.deployment.topics)
+        return found
+
+    def first_launch(
+        self,
+        customer: dict[str, str] | None = None,
+        description: str | None = None,
+        topic: str | None = None,
+        *,
+        open_case: bool = True,
+    ) -> CaseRecord | None:
+        """On the very first start: shortcut on the desktop, start at login, and a case.
+
+        ``open_case=False`` does the set-up only: a first start that joins an expert's case
+        must not open a second case beside it.
+        """
+        with self._first_launch_lock:  # one first launch, even if a hand-over arrives meanwhile
+            if self.state.data.first_launch_done:
+                return None
+            if self._install_shortcuts is not None:
+                try:
+                    self._install_shortcuts(self.config)
+                except OSError:
+                    log.exception("could not install the desktop shortcut")
+            record = (
+                self._open_case("first_launch", customer, description, topic)
+                if open_case else None
+            )
+            self.state.mark_first_launch_done()
+            return record
 
     def request_help(
         self,
         source: str = "sos_button",
         customer: dict[str, str] | None = None,
         description: str | None = None,
+        topic: str | None = None,
     ) -> CaseRecord:
         """The SOS button: bring back this device's open case, or open a new one."""
         with self.state.lock:
@@ -151,21 +200,28 @@ class AgentCore:
                 record = self.current()
             if record is not None and not record.is_final:
                 log.info("bringing back case %s", record.code or record.local_id)
+                if topic and topic != record.topic:
+                    log.info("topic %r not applied: case %s is still open", topic, record.code)
                 if customer or description:
                     self.update_fields(customer, description)
                 return record
-            return self._open_case(source, customer, description)
+            return self._open_case(source, customer, description, topic)
 
     def join(self, code: str, customer: dict[str, str] | None = None) -> CaseRecord:
         """Join a manual case an expert opened and read out (``InvalidCode`` if malformed)."""
         code = normalize_code(code)
-        record = CaseRecord(local_id=uuid.uuid4().hex, source="manual", code=code)
         body: dict[str, Any] = {"code": code, "device": device_info(self.state.device_id)}
         if customer := _clean_customer(customer):
             body["customer"] = customer
         with self.state.lock:
+            previous = self.current()
+            record = CaseRecord(
+                local_id=uuid.uuid4().hex, source="manual", code=code,
+                previous=previous.local_id if previous is not None else None,
+            )
             self.state.add_case(record)
             self.case_view, self.messages = None, []
+            self.last_error = self.last_error_code = None
             self.outbox.enqueue("join", "POST", "/agent/join", body, case=record.local_id)
         self.worker.wake()
         self.notify()
@@ -245,9 +301,12 @@ class AgentCore:
         source: str,
         customer: dict[str, str] | None = None,
         description: str | None = None,
+        topic: str | None = None,
     ) -> CaseRecord:
-        record = CaseRecord(local_id=uuid.uuid4().hex, source=source)
+        record = CaseRecord(local_id=uuid.uuid4().hex, source=source, topic=topic or None)
         body: dict[str, Any] = {"source": source, "device": device_info(self.state.device_id)}
+        if topic:
+            body["topic"] = topic  # the backend routes the case to the topic's group
         if customer := _clean_customer(customer):
             body["customer"] = customer
         if description is not None and description.strip():
@@ -255,8 +314,12 @@ class AgentCore:
         with self.state.lock:
             self.state.add_case(record)
             self.case_view, self.messages = None, []
+            self.last_error = self.last_error_code = None
             self.outbox.enqueue("open_case", "POST", "/agent/cases", body, case=record.local_id)
-        log.info("case requested (%s), local id %s", source, record.local_id)
+        log.info(
+            "case requested (%s%s), local id %s",
+            source, f", topic {topic!r}" if topic else "", record.local_id,
+        )
         self.worker.wake()
         self.notify()
         return record
@@ -273,6 +336,8 @@ class AgentCore:
 
     def _send(self, entry: OutboxEntry) -> None:
         """Perform one queued request (called by the outbox worker)."""
+        # The key was made when the request was queued and is stored with it: a retry (after a
+        # lost answer or a crash) repeats it, so the backend opens, joins or posts only once.
         headers = {"Idempotency-Key": entry.idempotency_key}
         if entry.kind in ("open_case", "join"):
             response = self.client.request(
@@ -312,10 +377,25 @@ class AgentCore:
         self.notify()
 
     def _refused(self, entry: OutboxEntry, exc: ApiError) -> None:
-        self.last_error = exc.message
+        """The backend refused a queued request for good (it is in ``outbox/failed/``)."""
+        self.last_error, self.last_error_code = exc.message, exc.code
         if entry.kind in ("open_case", "join") and entry.case:
-            self.state.update_case(entry.case, failed=exc.code, status="failed")
+            with self.state.lock:
+                record = self.state.update_case(entry.case, failed=exc.code, status="failed")
+                if entry.kind == "join" and record is not None:
+                    self._restore_previous(record)
         self.notify()
+
+    def _restore_previous(self, refused: CaseRecord) -> None:
+        """A refused join (a wrong code, or one already in use on another device) must not
+        take the customer's own open case away: that case becomes current again."""
+        if self.state.data.current_case != refused.local_id or refused.previous is None:
+            return
+        previous = self.state.case(refused.previous)
+        if previous is not None and not previous.is_final:
+            log.info("join of %s refused; back to case %s", refused.code, previous.code)
+            self.state.set_current(previous.local_id)
+            self.case_view, self.messages = None, []
 
 
 def _clean_customer(customer: dict[str, str] | None) -> dict[str, str] | None:

@@ -5,6 +5,11 @@ crashes), listens on a localhost TCP port, and writes the port and a random secr
 ``<data>/instance.json`` (readable by this user only). A second process finds the lock taken,
 reads the file, sends one JSON line ``{"secret", "command", "args"}`` and reads the owner's answer.
 Without the secret, another user of the same computer cannot drive the agent.
+
+The owner may take the lock a moment before it can act: its address is not written yet (or the
+file left by a crashed owner is still there), or its window is still starting. A hand-over
+therefore retries until its deadline, and the owner keeps commands that arrive before it is
+ready in a :class:`CommandInbox` and runs them, in order, once it is.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hmac
 import json
 import logging
 import os
+import queue
 import secrets
 import socket
 import threading
@@ -36,6 +42,78 @@ class HandOverFailed(Exception):
     """Another agent holds the lock but could not be reached."""
 
 
+class CommandInbox:
+    """A handler that holds commands until the agent is ready, then runs them in order.
+
+    Give :meth:`handle` to :func:`acquire` at once; call :meth:`open` with the real handler when
+    the agent can act on commands, or :meth:`close` if it never will. A caller that waits for
+    the result (``hand_over(wait=True)``) waits until then.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._handler: Handler | None = None
+        self._closed: str | None = None
+        self._waiting: list[tuple[str, dict[str, Any], _Result]] = []
+
+    def handle(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            handler, closed = self._handler, self._closed
+            if handler is None and closed is None:
+                result = _Result()
+                self._waiting.append((command, args, result))
+                log.info("keeping %s until the agent is ready", command)
+        if closed is not None:
+            return {"outcome": "refused", "error": closed}
+        if handler is not None:
+            return handler(command, args)
+        return result.get()
+
+    def open(self, handler: Handler) -> None:
+        """The agent is ready: run what waited (oldest first), then pass commands straight on."""
+        while True:
+            with self._lock:
+                waiting, self._waiting = self._waiting, []
+                if not waiting:
+                    # Only now: a command arriving meanwhile queued behind the ones running.
+                    self._handler = handler
+                    return
+            for command, args, result in waiting:
+                try:
+                    result.set(handler(command, args))
+                except Exception as exc:
+                    log.exception("handed-over %s failed", command)
+                    result.set({"outcome": "refused", "error": str(exc) or type(exc).__name__})
+
+    def close(self, reason: str) -> None:
+        """The agent will not act on commands (it could not start, or it is quitting)."""
+        with self._lock:
+            self._closed = reason
+            self._handler = None
+            waiting, self._waiting = self._waiting, []
+        for _command, _args, result in waiting:
+            result.set({"outcome": "refused", "error": reason})
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
+
+class _Result:
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: dict[str, Any] = {}
+
+    def set(self, value: dict[str, Any]) -> None:
+        self._value = value
+        self._done.set()
+
+    def get(self) -> dict[str, Any]:
+        self._done.wait()
+        return self._value
+
+
 def _try_lock(handle: Any) -> bool:
     if os.name == "nt":
         import msvcrt
@@ -54,13 +132,31 @@ def _try_lock(handle: Any) -> bool:
     return True
 
 
+class _Accepted:
+    """A command taken in; it runs once the sender has its acknowledgement."""
+
+    def __init__(self, command: str, args: dict[str, Any]) -> None:
+        self.command, self.args = command, args
+        self.acknowledged = threading.Event()
+        self.ok = False
+
+
 class InstanceServer:
-    """The running agent's end of the channel."""
+    """The running agent's end of the channel.
+
+    A command whose sender does not wait for the result runs on one thread, in the order the
+    commands arrived (two clicks on the SOS button are handled in turn). :meth:`close` can wait
+    for commands still running, so that their senders get their answer.
+    """
 
     def __init__(self, data_dir: Path, lock_handle: Any, handler: Handler) -> None:
         self.data_dir = Path(data_dir)
         self._lock_handle = lock_handle
         self.handler = handler
+        self._running = 0  # commands taken in and not answered or done yet
+        self._idle = threading.Condition()
+        self._later: queue.SimpleQueue[_Accepted | None] = queue.SimpleQueue()
+        threading.Thread(target=self._run_later, name="hand-overs", daemon=True).start()
         self.secret = secrets.token_urlsafe(32)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
@@ -75,14 +171,40 @@ class InstanceServer:
         self._thread = threading.Thread(target=self._serve, name="instance", daemon=True)
         self._thread.start()
 
-    def close(self) -> None:
+    def close(self, wait: float = 0.0) -> None:
+        """Take no more commands; wait up to ``wait`` s for those running; free the lock."""
         self._closed.set()
         try:
             (self.data_dir / ADDRESS_FILE).unlink()
         except FileNotFoundError:
             pass
         self._sock.close()
+        if wait > 0:
+            with self._idle:
+                if not self._idle.wait_for(lambda: self._running == 0, timeout=wait):
+                    log.warning("closing with %d hand-over(s) still running", self._running)
+        self._later.put(None)
         self._lock_handle.close()
+
+    def _started(self) -> None:
+        with self._idle:
+            self._running += 1
+
+    def _finished(self) -> None:
+        with self._idle:
+            self._running -= 1
+            self._idle.notify_all()
+
+    def _run_later(self) -> None:
+        while (accepted := self._later.get()) is not None:
+            try:
+                accepted.acknowledged.wait()
+                if accepted.ok:
+                    self.handler(accepted.command, accepted.args)
+            except Exception:
+                log.exception("hand-over command %s failed", accepted.command)
+            finally:
+                self._finished()
 
     def _serve(self) -> None:
         while not self._closed.is_set():
@@ -96,7 +218,8 @@ class InstanceServer:
         with conn:
             conn.settimeout(5)
             try:
-                request = json.loads(_read_line(conn.makefile("rb")))
+                with conn.makefile("rb") as reader:
+                    request = json.loads(_read_line(reader))
                 if not isinstance(request, dict) or not hmac.compare_digest(
                     str(request.get("secret", "")), self.secret
                 ):
@@ -105,18 +228,33 @@ class InstanceServer:
                     return
                 command = str(request.get("command", ""))
                 args = request.get("args") or {}
-                _send_line(conn, {"ok": True})
-                if request.get("wait"):
+            except (OSError, ValueError, EOFError) as exc:
+                log.warning("hand-over connection failed: %s", exc)
+                return
+            self._started()
+            if request.get("wait"):
+                try:
+                    _send_line(conn, {"ok": True})
                     conn.settimeout(None)
                     _send_line(conn, self.handler(command, args))
-                else:
-                    threading.Thread(
-                        target=self.handler, args=(command, args), daemon=True
-                    ).start()
-            except (OSError, ValueError) as exc:
+                except (OSError, ValueError) as exc:
+                    log.warning("hand-over connection failed: %s", exc)
+                except Exception:
+                    log.exception("hand-over command %s failed", command)
+                finally:
+                    self._finished()
+                return
+            # Queued before the acknowledgement (so in arrival order), run only after it went
+            # out: a sender that got no acknowledgement may try again, and must not get twice.
+            accepted = _Accepted(command, args)
+            self._later.put(accepted)
+            try:
+                _send_line(conn, {"ok": True})
+                accepted.ok = True
+            except OSError as exc:
                 log.warning("hand-over connection failed: %s", exc)
-            except Exception:
-                log.exception("hand-over command failed")
+            finally:
+                accepted.acknowledged.set()
 
 
 def acquire(data_dir: Path, handler: Handler) -> InstanceServer | None:
@@ -139,32 +277,76 @@ def hand_over(
     timeout: float = 2.0,
     result_timeout: float = 60.0,
 ) -> dict[str, Any]:
-    """Send ``command`` to the running agent; its answer (after the command when ``wait``)."""
+    """Send ``command`` to the running agent; its answer (after the command when ``wait``).
+
+    Until ``timeout`` runs out, a missing or stale address (a new owner that has the lock but
+    has not written its address yet, or the file of an owner that crashed) is read again and
+    tried again. A command that may have reached the owner is never sent a second time.
+    """
+    path = Path(data_dir) / ADDRESS_FILE
     deadline = time.monotonic() + timeout
-    address = None
-    while time.monotonic() < deadline:
-        # The owner may have just taken the lock and not yet written its address.
-        address = read_json(Path(data_dir) / ADDRESS_FILE)
+    problem = "the running agent did not publish its address"
+    while True:
+        address = read_json(path)
         if isinstance(address, dict) and "port" in address:
-            break
+            request = {
+                "secret": address.get("secret"), "command": command, "args": args or {},
+                "wait": wait,
+            }
+            try:
+                return _deliver(address, request, timeout, result_timeout if wait else None)
+            except _NotDelivered as exc:
+                problem = str(exc)
+            except _Refused as exc:
+                if read_json(path) == address:
+                    raise HandOverFailed(str(exc)) from None
+                problem = str(exc)  # the address was stale and its port reused: read it again
+        if time.monotonic() >= deadline:
+            raise HandOverFailed(problem)
         time.sleep(0.02)
-    if not isinstance(address, dict) or "port" not in address:
-        raise HandOverFailed("the running agent did not publish its address")
-    request = {"secret": address.get("secret"), "command": command, "args": args or {}}
-    request["wait"] = wait
+
+
+class _NotDelivered(Exception):
+    """The owner surely did not get the command: safe to try again."""
+
+
+class _Refused(Exception):
+    """The process at the address refused the command (e.g. a wrong secret)."""
+
+
+def _deliver(
+    address: dict[str, Any],
+    request: dict[str, Any],
+    timeout: float,
+    result_timeout: float | None,
+) -> dict[str, Any]:
+    """One attempt; the acknowledgement (or the refusal), or the result when waiting for it."""
     try:
-        with socket.create_connection(("127.0.0.1", int(address["port"])), timeout=timeout) as c:
-            _send_line(c, request)
-            reader = c.makefile("rb")
-            ack = json.loads(_read_line(reader))
-            if not ack.get("ok"):
-                raise HandOverFailed(ack.get("error", "refused"))
-            if not wait:
-                return ack
-            c.settimeout(result_timeout)
-            return json.loads(_read_line(reader))
+        connection = socket.create_connection(("127.0.0.1", int(address["port"])), timeout)
     except (OSError, ValueError) as exc:
-        raise HandOverFailed(f"could not reach the running agent: {exc}") from exc
+        raise _NotDelivered(f"could not reach the running agent: {exc}") from exc
+    with connection, connection.makefile("rb") as reader:
+        try:
+            _send_line(connection, request)
+            ack = json.loads(_read_line(reader))
+        except (ConnectionError, EOFError) as exc:
+            # Closed or reset before any acknowledgement: the owner runs a command only after
+            # acknowledging it, so it did not run (or this was not an agent at all).
+            raise _NotDelivered(f"could not reach the running agent: {exc}") from exc
+        except (OSError, ValueError) as exc:
+            # A time-out: the command may still arrive and run, so it is not sent again.
+            raise HandOverFailed(f"the running agent did not acknowledge: {exc}") from exc
+        if not isinstance(ack, dict) or not ack.get("ok"):
+            raise _Refused(ack.get("error", "refused") if isinstance(ack, dict) else "refused")
+        if result_timeout is None:
+            return ack
+        try:
+            connection.settimeout(result_timeout)
+            return json.loads(_read_line(reader))
+        except (OSError, ValueError, EOFError) as exc:
+            raise HandOverFailed(
+                f"the running agent took the command but did not answer: {exc}"
+            ) from exc
 
 
 def _send_line(conn: socket.socket, value: Any) -> None:
@@ -176,5 +358,5 @@ def _read_line(reader: Any) -> bytes:
     if len(data) > MAX_LINE:
         raise ValueError("line too long")
     if not data:
-        raise ValueError("connection closed without an answer")
+        raise EOFError("connection closed without an answer")
     return data

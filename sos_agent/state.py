@@ -24,6 +24,9 @@ class CaseRecord:
     token: str | None = None
     status: str = "queued"
     failed: str | None = None
+    topic: str | None = None  # the topic the customer chose when asking for help
+    # A join: the case that was current before it, current again if the join is refused.
+    previous: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -97,6 +100,12 @@ class RuntimeState:
                 self.data.current_case = record.local_id
             self._forget_old_cases()
             self.save()
+
+    def set_current(self, local_id: str | None) -> None:
+        with self._lock:
+            if local_id is None or local_id in self.data.cases:
+                self.data.current_case = local_id
+                self.save()
 
     def update_case(self, local_id: str, **changes: Any) -> CaseRecord | None:
         with self._lock:

@@ -32,6 +32,11 @@ FIELD_LABELS = {
     "description": N_("What is the problem?"),
 }
 
+# Refusals the customer can act on, by the backend's error code; others show its own message.
+ERROR_TEXTS = {
+    "already_joined": N_("This code is already in use on another device"),
+}
+
 
 @dataclass(frozen=True)
 class ChatLine:
@@ -52,6 +57,8 @@ class WindowView:
     fields: tuple[tuple[str, str], ...]  # (field, label)
     chat: tuple[ChatLine, ...]
     error: str | None
+    # The deployment's topics, offered while there is no open request (empty: no choice shown).
+    topics: tuple[str, ...] = ()
 
 
 class ViewModel:
@@ -78,6 +85,8 @@ class ViewModel:
             return _("No open request")
         if record.failed and record.failed not in ("closed",):
             if record.source == "manual":
+                if record.failed in ERROR_TEXTS:
+                    return _(ERROR_TEXTS[record.failed])
                 return _("This code cannot be joined")
             return _("The request could not be sent")
         if record.status == "closed":
@@ -124,6 +133,12 @@ class ViewModel:
         code = record.code or self._("(code coming)")
         return f"{code} · {self.status_text(record, case, online)}"
 
+    def error_text(self, code: str | None, message: str | None) -> str | None:
+        """The error line: our translation for a known refusal, else the backend's message."""
+        if code in ERROR_TEXTS:
+            return self._(ERROR_TEXTS[code])
+        return message
+
     def menu_labels(self) -> dict[str, str]:
         _ = self._
         return {"help": _("Get help"), "open": _("Open"), "quit": _("Quit")}
@@ -150,6 +165,8 @@ class ViewModel:
             "quit": _("Quit"),
             "you": _("You"),
             "expert": _("Expert"),
+            "topic": _("What is it about?"),
+            "any_topic": _("Something else"),
             "consent": self.brand_texts.get("consent") or "",
         }
 
@@ -166,6 +183,7 @@ class ViewModel:
         messages: Sequence[dict[str, Any]],
         customer_fields: Sequence[str],
         error: str | None = None,
+        topics: Sequence[str] = (),
     ) -> WindowView:
         _ = self._
         open_case = record is not None and not record.is_final
@@ -191,4 +209,6 @@ class ViewModel:
             fields=self.field_labels(customer_fields),
             chat=chat,
             error=error,
+            # A topic routes a new request; an open one stays where it is.
+            topics=() if open_case else tuple(topics),
         )

@@ -1,4 +1,5 @@
-"""The customer window (tkinter): code, status, the deployment's fields, chat, close, join.
+"""The customer window (tkinter): code, status, the deployment's fields, chat, close, join,
+and the deployment's topics (a choice shown only when it offers some and no request is open).
 
 It only shows a :class:`~sos_agent.viewmodel.WindowView` and calls :class:`WindowActions`;
 the app decides what they do. Importing this module needs tkinter (the app imports it lazily).
@@ -12,7 +13,7 @@ import tkinter as tk
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from tkinter import messagebox, simpledialog
+from tkinter import messagebox, simpledialog, ttk
 
 from sos_agent.viewmodel import WindowView
 
@@ -29,7 +30,7 @@ class WindowActions:
     send_message: Callable[[str], None]
     close_case: Callable[[], None]
     join: Callable[[str], str | None]  # returns an error text, or None when accepted
-    get_help: Callable[[], None]
+    get_help: Callable[[str | None], None]  # the chosen topic, or None
     hidden: Callable[[], None]
     quit: Callable[[], None]
 
@@ -68,6 +69,7 @@ class CustomerWindow:
             self.top.iconphoto(True, self.logo)
         self._field_widgets: dict[str, tk.Widget] = {}
         self._fields_key: tuple = ()
+        self._topics: tuple[str, ...] = ()
         self._chat_count = -1
         self._build(brand)
 
@@ -141,11 +143,20 @@ class CustomerWindow:
         self.send_button = self._button(entry_row, self.labels["send"], self._send_message)
         self.send_button.pack(side="left", padx=(6, 0))
 
+        # Packed just above the buttons when the deployment offers topics (see render).
+        self.topic_row = tk.Frame(body, bg=self.bg)
+        self._label(self.topic_row, self.labels["topic"]).pack(side="left")
+        self.topic_var = tk.StringVar(value=self.labels["any_topic"])
+        self.topic_choice = ttk.Combobox(self.topic_row, textvariable=self.topic_var,
+                                         state="readonly", width=28, font=BODY_FONT)
+        self.topic_choice.pack(side="left", padx=(8, 0))
+
         buttons = tk.Frame(body, bg=self.bg)
         buttons.pack(fill="x", pady=(10, 0))
+        self.buttons = buttons
         self.close_button = self._button(buttons, self.labels["close_case"], self._close_case)
         self.close_button.pack(side="left")
-        self.help_button = self._button(buttons, self.labels["help"], self.actions.get_help,
+        self.help_button = self._button(buttons, self.labels["help"], self._get_help,
                                         primary=True)
         self.join_button = self._button(buttons, self.labels["have_code"], self._join)
         self.join_button.pack(side="right")
@@ -181,6 +192,7 @@ class CustomerWindow:
         if view.fields != self._fields_key:
             self._fields_key = view.fields
             self._build_fields(view.fields)
+        self._show_topics(view.topics)
         if view.can_close:
             self.help_button.pack_forget()
             self.close_button.pack(side="left")
@@ -196,6 +208,29 @@ class CustomerWindow:
                 self.chat.insert("end", line.body + "\n", ("mine",) if line.mine else ())
             self.chat.configure(state="disabled")
             self.chat.see("end")
+
+    def _show_topics(self, topics: tuple[str, ...]) -> None:
+        if topics == self._topics:
+            return
+        self._topics = topics
+        if not topics:
+            self.topic_row.pack_forget()
+            return
+        choices = (*topics, self.labels["any_topic"])
+        self.topic_choice.configure(values=choices)
+        if self.topic_var.get() not in choices:
+            self.topic_var.set(self.labels["any_topic"])
+        self.topic_row.pack(fill="x", pady=(8, 0), before=self.buttons)
+
+    def chosen_topic(self) -> str | None:
+        """The topic picked in the window (``None``: no choice offered, or "something else")."""
+        topic = self.topic_var.get()
+        return topic if self._topics and topic in self._topics else None
+
+    @property
+    def shown_code(self) -> str:
+        """The text the code field holds, read back from the widget itself."""
+        return self.code_entry.get()
 
     def show(self) -> None:
         self.top.deiconify()
@@ -228,6 +263,9 @@ class CustomerWindow:
             else:
                 values[name] = widget.get().strip()
         self.actions.save_fields(values)
+
+    def _get_help(self) -> None:
+        self.actions.get_help(self.chosen_topic())
 
     def _send_message(self) -> None:
         text = self.message.get().strip()

@@ -57,9 +57,13 @@ class AgentRunner:
         )
 
     def headless(self, *args: str, timeout: float = 15) -> tuple[int, dict[str, Any]]:
-        result = subprocess.run(
+        result = self.run_headless(*args, timeout=timeout)
+        assert result.stdout.strip(), result.stderr
+        return result.returncode, json.loads(result.stdout)
+
+    def run_headless(self, *args: str, timeout: float = 15) -> subprocess.CompletedProcess[str]:
+        """The finished headless process, for its exit code, JSON and stderr."""
+        return subprocess.run(
             self.argv("--headless", "--timeout", str(timeout), *args),
             env=self.env(), capture_output=True, text=True, timeout=timeout + 30,
         )
-        assert result.stdout.strip(), result.stderr
-        return result.returncode, json.loads(result.stdout)

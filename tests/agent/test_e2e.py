@@ -119,3 +119,66 @@ def test_the_sos_shortcut_hands_over_and_exits_within_a_second(backend, agent) -
         out, _ = running.communicate(timeout=30)
     assert json.loads(out)["code"]
     assert len(cases(backend)) == 1
+
+
+def _offer_topic(backend: LiveBackend, name: str) -> int:
+    """A second group, offered by the deployment as the topic ``name``; the group's id."""
+    group = backend.api("POST", "/groups", json={"name": f"{name} team"})
+    assert group.status_code == 201, group.text
+    group_id = group.json()["id"]
+    patched = backend.api(
+        "PATCH", f"/deployments/{backend.deployment_id}",
+        json={"topics": [{"name": name, "group_id": group_id}]},
+    )
+    assert patched.status_code == 200, patched.text
+    return group_id
+
+
+def test_sos_with_a_topic_opens_the_case_in_the_topics_group(backend, agent) -> None:
+    printers = _offer_topic(backend, "Printer")
+    assert printers != backend.group_id
+    code, opened = agent.headless("--sos", "--topic", "Printer", "--description", "Jammed")
+    assert code == 0 and opened["topic"] == "Printer", opened
+    case = backend.api("GET", f"/cases/{opened['code']}").json()
+    assert case["topic"] == "Printer" and case["group"]["id"] == printers
+    assert case["description"] == "Jammed"
+    (only,) = cases(backend)
+    assert only["code"] == opened["code"]
+    # The topics are cached with the deployment's other settings.
+    state = json.loads((agent.data_dir / "state.json").read_text())
+    assert state["deployment"]["topics"] == ["Printer"]
+
+
+def test_an_unknown_topic_names_the_valid_ones_and_exits_non_zero(backend, agent) -> None:
+    _offer_topic(backend, "Printer")
+    result = agent.run_headless("--sos", "--topic", "Fax")
+    assert result.returncode == 3
+    answer = json.loads(result.stdout)
+    assert answer["outcome"] == "refused" and answer["topics"] == ["Printer"]
+    assert "unknown topic 'Fax'; choose one of: Printer" in result.stderr
+    assert cases(backend) == []  # nothing was opened, not even the first launch's case
+    # A topic goes with a new request, never with a join.
+    joined = agent.run_headless("--join", "s12-345-678", "--topic", "Printer")
+    assert joined.returncode == 2 and "--topic" in joined.stderr
+
+
+def test_join_on_a_first_run_joins_the_experts_case_and_opens_no_other(backend, agent) -> None:
+    created = backend.api("POST", "/cases", json={"group_id": backend.group_id})
+    assert created.status_code == 201, created.text
+    manual = created.json()["code"]
+    code, joined = agent.headless("--join", manual, "--name", "Bob")
+    assert code == 0 and joined["code"] == manual and joined["outcome"] == "ok", joined
+    (case,) = cases(backend)  # exactly one case: the expert's
+    assert case["code"] == manual and case["source"] == "manual"
+    assert case["deployment"]["id"] == backend.deployment_id  # joined by this agent
+    assert case["customer"]["name"] == "Bob" and case["device"]["device_id"]
+    # It was this agent's first run: the SOS button is on the desktop...
+    assert (agent.desktop / "sos-support-sos.desktop").is_file()
+    # ...and a later start is not a first launch: it shows the joined case, opens nothing.
+    assert agent.headless()[1]["code"] == manual
+    assert len(cases(backend)) == 1
+    # The same code on another device is refused with a clear word.
+    other = AgentRunner(backend.url, backend.deployment_key, agent.home.parent / "other")
+    code, again = other.headless("--join", manual)
+    assert code == 3 and again["error_code"] == "already_joined"
+    assert len(cases(backend)) == 1
