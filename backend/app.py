@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from backend.clock import Clock
 from backend.db import Store, make_engine
 from backend.errors import SOSError
+from backend.feedcache import FeedCache
 from backend.ratelimit import init_rate_limits
 from backend.services.context import Context
 from backend.settings import Settings
@@ -24,12 +25,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Runtime:
-    """What the views share: settings, the database, the clock and the change signal."""
+    """What the views share: settings, the database, the clock, the change signal and feed."""
 
     settings: Settings
     store: Store
     clock: Clock
     signal: ChangeSignal
+    feed_cache: FeedCache
     listener: PostgresListener | None = None
     openapi_cache: str | None = None
     sweeper: threading.Thread | None = field(default=None, repr=False)
@@ -67,7 +69,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     store = Store(make_engine(settings.resolved_database_url))
     signal = ChangeSignal()
     store.after_commit.append(signal.notify)
-    runtime = Runtime(settings=settings, store=store, clock=clock or Clock(), signal=signal)
+    runtime = Runtime(
+        settings=settings,
+        store=store,
+        clock=clock or Clock(),
+        signal=signal,
+        feed_cache=FeedCache(store, signal),
+    )
     if store.is_postgres:
         runtime.listener = PostgresListener(settings.resolved_database_url, signal)
         runtime.listener.start()

@@ -21,11 +21,18 @@ class ChangeSignal:
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._version = 0
+        self._waiting = 0
 
     @property
     def version(self) -> int:
         with self._condition:
             return self._version
+
+    @property
+    def waiting(self) -> int:
+        """How many threads are waiting right now (for tests and diagnostics)."""
+        with self._condition:
+            return self._waiting
 
     def notify(self) -> None:
         with self._condition:
@@ -35,7 +42,11 @@ class ChangeSignal:
     def wait(self, seen_version: int, timeout: float) -> bool:
         """Wait until the version moves past ``seen_version``; False on time-out."""
         with self._condition:
-            return self._condition.wait_for(lambda: self._version != seen_version, timeout)
+            self._waiting += 1
+            try:
+                return self._condition.wait_for(lambda: self._version != seen_version, timeout)
+            finally:
+                self._waiting -= 1
 
 
 class PostgresListener:

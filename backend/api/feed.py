@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from backend.api import bp
 from backend.api import schemas as sc
@@ -11,6 +12,9 @@ from backend.api.runtime import runtime
 from backend.api.serialize import event_out
 from backend.services.access import Principal
 from backend.services.events import feed_events, latest_event_id
+
+if TYPE_CHECKING:
+    from backend.app import Runtime
 
 
 @operation(
@@ -29,15 +33,47 @@ def events_feed(principal: Principal, query: sc.FeedQuery) -> sc.Feed:
             return sc.Feed(events=[], cursor=str(latest_event_id(s)))
     after = int(query.after)
     deadline = time.monotonic() + query.wait
-    while True:
-        # Read the version before querying: a change committed after the query moves it.
-        version = rt.signal.version
-        with rt.store.read() as s:
-            events = [
-                event_out(e, principal) for e in feed_events(s, principal, after, query.limit)
-            ]
+    # The request's first read is its own, from the database: an answer never lags behind a
+    # commit made before the request, in this process or another.
+    found, seen, scanned = _read_database(rt, principal, after, query.limit)
+    while not found:
         remaining = deadline - time.monotonic()
-        if events or remaining <= 0:
+        if remaining <= 0:
             break
-        rt.signal.wait(version, min(remaining, rt.settings.feed_poll_interval))
-    return sc.Feed(events=events, cursor=events[-1].cursor if events else str(after))
+        woken = rt.signal.wait(seen, min(remaining, rt.settings.feed_poll_interval))
+        # Woken: a snapshot taken after the change that woke us, shared with every other
+        # waiter. Not woken (the fallback poll, for lost notifications): one read from now on.
+        result = rt.feed_cache.events_after(
+            principal,
+            scanned,
+            query.limit,
+            min_version=seen + 1 if woken else seen,
+            not_before=None if woken else time.monotonic(),
+        )
+        if result is None:  # older than what the cache holds: a client catching up
+            found, seen, scanned = _read_database(rt, principal, scanned, query.limit)
+        else:
+            cached, snapshot = result
+            found = [event_out(e, principal) for e in cached]
+            seen, scanned = snapshot.version, max(scanned, snapshot.top)
+    return sc.Feed(events=found, cursor=found[-1].cursor if found else str(after))
+
+
+def _read_database(
+    rt: Runtime, principal: Principal, scanned: int, limit: int
+) -> tuple[list[sc.EventOut], int, int]:
+    """The caller's events after ``scanned``, read from the database by this request alone.
+
+    ``scanned`` is the request's cursor, or a later id when the caller is known to see nothing
+    between the two. Returns the events, the signal version read before the read, and the new
+    ``scanned``: when the answer is empty, the top of the cache's snapshot taken before the read
+    (its events were all committed, so the read saw them too). That lets a quiet caller with an
+    old cursor be answered from the cache on its next wake-up.
+    """
+    version = rt.signal.version
+    snapshot = rt.feed_cache.snapshot
+    with rt.store.read() as s:
+        found = [event_out(e, principal) for e in feed_events(s, principal, scanned, limit)]
+    if not found and snapshot is not None:
+        scanned = max(scanned, snapshot.top)
+    return found, version, scanned

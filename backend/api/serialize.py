@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend.feedcache import FeedEvent
 from backend.models import ApiToken, Case, Deployment, Event, Group, Message, User
 from backend.services.access import Principal
 from backend.services.accounts import availability
@@ -82,7 +83,7 @@ _CUSTOMER_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _customer_data(event: Event) -> dict[str, Any]:
+def _customer_data(event: Event | FeedEvent) -> dict[str, Any]:
     """Event data as a customer may see it: no user ids, usernames or internal reasons."""
     data = dict(event.data)
     if event.type == "case.assigned":
@@ -93,7 +94,7 @@ def _customer_data(event: Event) -> dict[str, Any]:
     return {k: data[k] for k in _CUSTOMER_FIELDS.get(event.type, ()) if k in data}
 
 
-def event_out(event: Event, principal: Principal) -> sc.EventOut:
+def event_out(event: Event | FeedEvent, principal: Principal) -> sc.EventOut:
     customer = principal.kind == "case"
     return sc.EventOut(
         id=event.id,

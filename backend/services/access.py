@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from sqlalchemy import ColumnElement, false, true
 
@@ -12,6 +12,16 @@ from backend.errors import Forbidden
 from backend.models import Case, Event, User
 
 PrincipalKind = Literal["user", "case", "deployment"]
+
+
+class ScopedEvent(Protocol):
+    """What the feed's scope looks at: an :class:`Event` row or a cached copy of one."""
+
+    @property
+    def case_id(self) -> int: ...
+
+    @property
+    def group_id(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,20 @@ class Principal:
         if self.kind == "case":
             return Event.case_id == self.case_id
         return false()
+
+    def can_see_event(self, event: ScopedEvent) -> bool:
+        """In memory, the same rule as :meth:`event_scope` (the feed's shared cache uses it).
+
+        Keep the two side by side and in agreement; ``tests/backend/test_feed_cache.py``
+        checks them against each other.
+        """
+        if self.is_admin:
+            return True
+        if self.kind == "user":
+            return event.group_id in self.group_ids
+        if self.kind == "case":
+            return self.case_id is not None and event.case_id == self.case_id
+        return False
 
 
 def require_user(principal: Principal) -> None:
