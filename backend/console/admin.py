@@ -27,25 +27,19 @@ def _reference_data() -> dict[str, list[dict[str, object]]]:
     return {"groups": groups, "users": users}
 
 
-@bp.get("/admin/users")
-@admin_required
-def admin_users():
-    ref = _reference_data()
-    return render_template("console/admin_users.html", settings=page_settings(**ref), **ref)
+def _admin_page(name: str) -> None:
+    """Register ``/admin/<name>``: the page frame plus the groups and users its forms offer."""
+
+    def view():
+        ref = _reference_data()
+        return render_template(f"console/admin_{name}.html", settings=page_settings(**ref), **ref)
+
+    view.__name__ = f"admin_{name}"
+    bp.get(f"/admin/{name}")(admin_required(view))
 
 
-@bp.get("/admin/groups")
-@admin_required
-def admin_groups():
-    ref = _reference_data()
-    return render_template("console/admin_groups.html", settings=page_settings(**ref), **ref)
-
-
-@bp.get("/admin/deployments")
-@admin_required
-def admin_deployments():
-    ref = _reference_data()
-    return render_template("console/admin_deployments.html", settings=page_settings(**ref), **ref)
+for _page in ("users", "groups", "deployments"):
+    _admin_page(_page)
 
 
 @bp.get("/me")
