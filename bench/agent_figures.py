@@ -397,8 +397,9 @@ Machine: {where}.
 ## Reading them
 - Timings are wall-clock on a shared machine: other work on it moves them by tens of
   milliseconds; the range shows the spread. Re-run the script to refresh this page.
-- A one-file build unpacks its libraries and data (about 400 files, 40 MB) into a new
-  temporary folder at every start and deletes them at exit. That unpacking is most of its
+- A one-file build unpacks its libraries and data (about 190 files, 40 MB: the build leaves
+  out the Tcl/Tk files the agent never reads, which were more than half of the files) into a
+  new temporary folder at every start and deletes them at exit. That unpacking is most of its
   start-up time, and the short-lived second launch that an SOS click makes pays it again;
   `onefile-tmpfs` is the same executable unpacking into RAM (`TMPDIR` on tmpfs), which shows
   how much of it is the disk. A folder build (`--onedir`) starts without any unpacking.
