@@ -400,6 +400,7 @@ def edit_case(
     case = get_case(s, principal, code, for_update=True)
     ensure_not_final(case, ctx)
     allowed = EXPERT_EDITABLE if principal.is_user else CUSTOMER_EDITABLE
+    old_group = case.group
     changed = []
     for name, value in changes.items():
         if name not in allowed:
@@ -425,6 +426,13 @@ def edit_case(
         append_event(
             s, ctx, case, "case.edited", principal.actor, {"fields": _public_field_names(changed)}
         )
+        if "group_id" in changed:
+            # Told to the group it left, whose experts no longer see it: their queues update.
+            moved = {
+                "from": {"id": old_group.id, "name": old_group.name},
+                "to": {"id": case.group.id, "name": case.group.name},
+            }
+            append_event(s, ctx, case, "case.moved", principal.actor, moved, group_id=old_group.id)
         if (
             "group_id" in changed
             and case.assignee is not None

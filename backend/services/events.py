@@ -15,6 +15,7 @@ from backend.services.status import case_status
 EVENT_TYPES = (
     "case.created",
     "case.edited",
+    "case.moved",
     "case.assigned",
     "case.routed",
     "case.connected",
@@ -33,8 +34,14 @@ def append_event(
     type_: str,
     actor: Actor,
     data: dict[str, Any] | None = None,
+    *,
+    group_id: int | None = None,
 ) -> Event:
-    """Record one change to ``case``; call after the case itself has been changed."""
+    """Record one change to ``case``; call after the case itself has been changed.
+
+    The event belongs to the case's group (who may see it in the feed) unless ``group_id``
+    names another: a case that moved away is announced to the group it left.
+    """
     assert type_ in EVENT_TYPES, type_
     s.info["store"].lock_event_order(s)
     if case.id is None:
@@ -42,7 +49,7 @@ def append_event(
     event = Event(
         case_id=case.id,
         case_code=case.code,
-        group_id=case.group_id,
+        group_id=case.group_id if group_id is None else group_id,
         type=type_,
         status=case_status(case, ctx.now, ctx.presence_timeout).value,
         actor_kind=actor.kind,

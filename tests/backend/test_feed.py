@@ -112,3 +112,20 @@ def test_every_change_is_logged_with_actor_and_resulting_status(api, world):
     ]
     assert events[5]["data"] == {"fields": ["description"]}
     assert events[4]["data"]["message"]["body"] == "hi"
+
+
+def test_a_case_moved_to_another_group_is_announced_to_the_group_it_left(api, world):
+    code, _ = open_case(api, world)
+    alice_cursor = feed(api, world.alice_token)["cursor"]
+    olga_cursor = feed(api, world.outsider_token)["cursor"]
+    moved = api.patch(f"/cases/{code}", world.admin_token, json={"group_id": world.other_group.id})
+    assert moved.status_code == 200
+    left = feed(api, world.alice_token, after=alice_cursor)["events"]
+    assert [(e["type"], e["case_code"]) for e in left] == [("case.moved", code)]
+    assert left[0]["data"] == {
+        "from": {"id": world.group.id, "name": "Helpdesk"},
+        "to": {"id": world.other_group.id, "name": "Accounting"},
+    }
+    arrived = [e["type"] for e in feed(api, world.outsider_token, after=olga_cursor)["events"]]
+    assert "case.edited" in arrived and "case.moved" not in arrived
+    assert api.get(f"/cases/{code}", world.alice_token).status_code == 404

@@ -90,6 +90,7 @@
       case "case.closed": return d.by === "customer" ? t("Closed by the customer") : t("Closed by {name}", { name: e.actor.name });
       case "case.expired": return t("Expired without being closed");
       case "case.edited": return t("Edited: {fields}", { fields: (d.fields || []).join(", ") });
+      case "case.moved": return t("Moved from {from} to {to}", { from: d.from?.name, to: d.to?.name });
       case "case.deleted": return t("Deleted");
       default: return e.type;
     }
