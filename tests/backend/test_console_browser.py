@@ -274,3 +274,33 @@ def test_an_expert_creates_an_api_token_on_the_profile_page(page, server):
     )
     assert me.json()["username"] == "alice"
     page.locator("#tokens li", has_text="laptop").wait_for()
+
+
+def test_an_admin_sets_a_groups_assignment_and_a_deployments_topics(page, server):
+    log_in(page, "admin", ADMIN_PASSWORD)
+    page.goto("/console/admin/groups")
+    row = page.locator("#groups tr", has_text="Helpdesk")
+    row.locator("summary").click()
+    form = row.locator("form.routing")
+    form.get_by_label("Policy").select_option("round_robin")
+    form.get_by_label("Only experts who are available").check()
+    form.get_by_label(re.compile("Reassign when")).fill("7")
+    form.get_by_role("button", name="Save").click()
+    row.locator("summary", has_text="Round robin").wait_for()
+    group = server.api("GET", f"/groups/{server.group_id}").json()
+    assert group["routing"]["policy"] == "round_robin"
+    assert group["routing"]["only_available"] is True
+    assert group["routing"]["escalate_after_minutes"] == 7
+
+    page.goto("/console/admin/deployments")
+    row = page.locator("#deployments tr", has_text="Test agent")
+    row.locator("summary", has_text="Topics").click()
+    row.get_by_role("button", name="Add a topic").click()
+    row.get_by_placeholder("e.g. Printer").fill("Printer")
+    row.get_by_role("button", name="Save").click()
+    page.locator("#deployments tr summary", has_text="Topics: Printer").wait_for()
+    deployment = server.api("GET", f"/deployments/{server.deployment_id}").json()
+    assert deployment["topics"] == [{"name": "Printer", "group_id": server.group_id}]
+    # The routing is put back for the other tests of this module's server.
+    server.api("PATCH", f"/groups/{server.group_id}", json={"routing": {"policy": "none"}})
+    server.api("PATCH", f"/deployments/{server.deployment_id}", json={"topics": []})

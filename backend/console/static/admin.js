@@ -86,14 +86,57 @@
   // ---- groups -------------------------------------------------------------------------------
   const POLICIES = { none: "Nobody: the whole group sees it", default_user: "Default user", round_robin: "Round robin", least_active: "Fewest open cases" };
 
+  /** The group's assignment: policy, filters and escalation, saved together. */
+  function routingEditor(g, members) {
+    const r = g.routing;
+    const number = (name, value, label, min, max) => el("label", {}, t(label),
+      el("input", { type: "number", name, min, max, value: value ?? "", placeholder: t("none") }));
+    const check = (name, value, label) => el("label", { class: "check" },
+      el("input", { type: "checkbox", name, checked: !!value }), " ", t(label));
+    const form = el("form", { class: "routing" },
+      el("label", {}, t("Policy"), el("select", { name: "policy" },
+        ...Object.entries(POLICIES).map(([value, label]) => el("option", { value, selected: r.policy === value }, t(label))))),
+      el("label", {}, t("Default user"), el("select", { name: "default_user_id" },
+        el("option", { value: "" }, t("Nobody")),
+        ...members.map((u) => el("option", { value: u.id, selected: r.default_user_id === u.id }, u.display_name)))),
+      check("only_available", r.only_available, "Only experts who are available"),
+      number("available_within_minutes", r.available_within_minutes, "Active within (minutes)", 1, 1440),
+      check("use_schedules", r.use_schedules, "Only experts within their working hours"),
+      number("max_open_cases", r.max_open_cases, "At most this many open cases each", 1, 10000),
+      number("escalate_after_minutes", r.escalate_after_minutes, "Reassign when the assignee has not connected after (minutes)", 1, 10080),
+      el("p", { class: "error", role: "alert", hidden: true }),
+      el("button", { type: "submit", class: "small primary" }, t("Save")));
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const f = form.elements;
+      const optional = (input) => (input.value === "" ? null : Number(input.value));
+      const routing = {
+        policy: f.policy.value,
+        default_user_id: optional(f.default_user_id),
+        only_available: f.only_available.checked,
+        available_within_minutes: Number(f.available_within_minutes.value || 15),
+        use_schedules: f.use_schedules.checked,
+        max_open_cases: optional(f.max_open_cases),
+        escalate_after_minutes: optional(f.escalate_after_minutes),
+      };
+      const error = form.querySelector(".error");
+      try {
+        await api("PATCH", `/groups/${g.id}`, { routing });
+        toast(t("Saved"));
+        await loadGroups();
+      } catch (failure) {
+        error.textContent = failure.message;
+        error.hidden = false;
+      }
+    });
+    return el("details", {}, el("summary", {}, t(POLICIES[r.policy] || r.policy)), form);
+  }
+
   async function loadGroups() {
     const [{ groups }, { users }] = await Promise.all([api("GET", "/groups"), api("GET", "/users")]);
     $("groups").replaceChildren(...groups.map((g) => {
       const members = users.filter((u) => u.groups.some((x) => x.id === g.id)).map((u) => u.display_name);
-      const policy = el("select", { "aria-label": t("Assignment in {name}", { name: g.name }) },
-        ...Object.entries(POLICIES).map(([value, label]) => el("option", { value, selected: g.routing.policy === value }, t(label))));
-      policy.addEventListener("change", () => attempt(
-        () => api("PATCH", `/groups/${g.id}`, { routing: { ...g.routing, policy: policy.value } }), t("Saved")).then(loadGroups));
+      const policy = routingEditor(g, users.filter((u) => u.active && (u.role === "admin" || u.groups.some((x) => x.id === g.id))));
       const rename = button(t("Rename"), () => {
         const name = prompt(t("New name for {name}:", { name: g.name }), g.name);
         if (name) attempt(() => api("PATCH", `/groups/${g.id}`, { name }), t("Saved")).then(loadGroups);
@@ -107,6 +150,38 @@
   }
 
   // ---- deployments --------------------------------------------------------------------------
+  /** Topics the agent offers the customer, each routed to a group: one "name → group" a line. */
+  function topicsEditor(d) {
+    const rows = el("div", { class: "topics" });
+    const addRow = (topic = { name: "", group_id: d.group.id }) => {
+      const name = el("input", { value: topic.name, maxlength: 100, "aria-label": t("Topic"), placeholder: t("e.g. Printer") });
+      const group = el("select", { "aria-label": t("Group") },
+        ...settings.groups.map((g) => el("option", { value: g.id, selected: g.id === topic.group_id }, g.name)));
+      const remove = button("×", () => row.remove(), { "aria-label": t("Remove") });
+      const row = el("div", { class: "topic" }, name, group, remove);
+      rows.append(row);
+    };
+    d.topics.forEach((topic) => addRow(topic));
+    const error = el("p", { class: "error", role: "alert", hidden: true });
+    const save = button(t("Save"), async () => {
+      const topics = [...rows.children].map((row) => ({
+        name: row.querySelector("input").value.trim(),
+        group_id: Number(row.querySelector("select").value),
+      })).filter((topic) => topic.name);
+      try {
+        await api("PATCH", `/deployments/${d.id}`, { topics });
+        toast(t("Saved"));
+        await loadDeployments();
+      } catch (failure) {
+        error.textContent = failure.message;
+        error.hidden = false;
+      }
+    }, { class: "small primary" });
+    const summary = d.topics.length ? d.topics.map((x) => x.name).join(", ") : t("none");
+    return el("details", {}, el("summary", {}, t("Topics: {list}", { list: summary })),
+      rows, button(t("Add a topic"), () => addRow()), " ", save, error);
+  }
+
   async function loadDeployments() {
     const { deployments } = await api("GET", "/deployments");
     $("deployments").replaceChildren(...deployments.map((d) => {
@@ -124,6 +199,7 @@
         box.value = field;
         return el("label", { class: "check" }, box, " ", t({ name: "Name", email: "E-mail", description: "Problem" }[field]));
       }));
+      const topics = topicsEditor(d);
       const rotate = button(t("Rotate key"), async () => {
         if (!confirm(t("Replace the key of {name}? Agents built with the old key stop working.", { name: d.name }))) return;
         attempt(async () => {
@@ -135,7 +211,7 @@
       const toggle = button(d.active ? t("Deactivate") : t("Reactivate"), () => attempt(
         () => api("PATCH", `/deployments/${d.id}`, { active: !d.active }), t("Saved")).then(loadDeployments));
       return el("tr", { class: d.active ? null : "inactive" },
-        el("td", {}, d.name), el("td", {}, d.group.name), el("td", {}, assignee), el("td", {}, fields),
+        el("td", {}, d.name), el("td", {}, d.group.name), el("td", {}, assignee), el("td", {}, fields, topics),
         el("td", {}, el("code", {}, `${d.key_hint}…`)), el("td", {}, rotate, " ", toggle));
     }));
   }
