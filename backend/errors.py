@@ -37,6 +37,10 @@ class Unauthorized(SOSError):
     status, code = 401, "unauthorized"
 
 
+class AccountDeactivated(Unauthorized):
+    """Right password, but an admin has deactivated the account (same answer as any 401)."""
+
+
 class Forbidden(SOSError):
     status, code = 403, "forbidden"
 

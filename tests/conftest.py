@@ -17,7 +17,7 @@ from backend.clock import FakeClock
 from backend.models import Base, Deployment, Group, User
 from backend.services import accounts, deployments
 from backend.settings import Settings
-from tests.support.databases import drop_postgres_schema, new_postgres_schema
+from tests.support.databases import private_postgres
 
 
 @pytest.fixture(autouse=True)
@@ -30,11 +30,8 @@ def _clean_sos_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    url, schema = new_postgres_schema()
-    try:
+    with private_postgres() as url:
         yield url
-    finally:
-        drop_postgres_schema(schema)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -50,11 +47,8 @@ def empty_database_url(request, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
         return
-    url, schema = new_postgres_schema()
-    try:
+    with private_postgres() as url:
         yield url
-    finally:
-        drop_postgres_schema(schema)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, g, request, session
 from pydantic import BaseModel, ValidationError
 
 from backend.api import schemas as sc
+from backend.csrf import csrf_matches
 from backend.errors import (
     BadRequest,
     Forbidden,
@@ -27,7 +28,6 @@ from backend.errors import (
     ValidationFailed,
 )
 from backend.ratelimit import CALLS_PER_TOKEN, rate_limited
-from backend.security import constant_time_equals
 from backend.services.access import Principal
 from backend.services.accounts import (
     needs_activity_record,
@@ -130,8 +130,7 @@ def authenticate(callers: tuple[CallerKind, ...]) -> Principal | None:
     elif session.get("user_id"):
         if request.method in UNSAFE_METHODS:
             sent = request.headers.get("X-CSRF-Token", "")
-            expected = session.get("csrf_token", "")
-            if not (sent and expected and constant_time_equals(sent, expected)):
+            if not csrf_matches(sent):
                 raise Forbidden("missing or wrong X-CSRF-Token header; reload the page")
         with store.read() as s:
             principal = principal_for_user_id(s, ctx, int(session["user_id"]))

@@ -85,7 +85,7 @@ _CUSTOMER_FIELDS: dict[str, tuple[str, ...]] = {
 
 def _customer_data(event: Event | FeedEvent) -> dict[str, Any]:
     """Event data as a customer may see it: no user ids, usernames or internal reasons."""
-    data = dict(event.data)
+    data = event.data
     if event.type == "case.assigned":
         assignee = data.get("assignee")
         return {"assignee": None if not assignee else {"display_name": assignee["display_name"]}}

@@ -8,7 +8,6 @@ carry a CSRF token too.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -17,8 +16,8 @@ from flask import Blueprint, Response, abort, g, redirect, request, session, url
 
 from backend.api.runtime import runtime
 from backend.console.i18n import LANGUAGES, catalogue, choose_language, translate
+from backend.csrf import csrf_matches, csrf_token
 from backend.errors import SOSError
-from backend.security import constant_time_equals
 from backend.services.accounts import principal_for_user_id
 
 bp = Blueprint(
@@ -37,19 +36,9 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def csrf_token() -> str:
-    """The session's CSRF token, created on first use."""
-    token = session.get("csrf_token")
-    if not token:
-        token = session["csrf_token"] = secrets.token_urlsafe(32)
-    return token
-
-
 def check_csrf() -> None:
     """Refuse a form post whose token is missing or wrong (403)."""
-    sent = request.form.get("csrf_token", "")
-    expected = session.get("csrf_token", "")
-    if not (sent and expected and constant_time_equals(sent, expected)):
+    if not csrf_matches(request.form.get("csrf_token", "")):
         abort(
             403, description=_("The form expired or did not come from this site. Reload the page.")
         )

@@ -8,8 +8,9 @@ from flask import redirect, render_template, request, session, url_for
 from flask_limiter import RateLimitExceeded
 
 from backend.api.runtime import runtime
-from backend.console import _, bp, check_csrf, csrf_token, login_required
-from backend.errors import SOSError
+from backend.console import _, bp, check_csrf, login_required
+from backend.csrf import csrf_token
+from backend.errors import AccountDeactivated, Unauthorized
 from backend.ratelimit import limit_login_attempts, retry_after_seconds
 from backend.services.access import Principal
 from backend.services.accounts import check_password, record_activity
@@ -27,6 +28,30 @@ def index():
     return redirect(url_for("console.queue"))
 
 
+def _fresh_session() -> None:
+    """Drop everything the session held but the chosen language."""
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+
+
+def _check_login(username: str, password: str) -> tuple[int | None, str | None]:
+    """The user's id when the password is right, else what to tell them."""
+    if not username or not password:
+        return None, _("Enter your username and password.")
+    rt = runtime()
+    try:
+        with rt.store.write() as s:
+            user = check_password(s, username, password)
+            record_activity(s, rt.context(), Principal.for_user(user))
+            return user.id, None
+    except AccountDeactivated:
+        return None, _("This account is deactivated; ask an admin.")
+    except Unauthorized:
+        return None, _("Wrong username or password.")
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limit_login_attempts
 def login():
@@ -35,27 +60,11 @@ def login():
     if request.method == "POST":
         check_csrf()
         username = request.form.get("username", "").strip()
-        password = request.form.get("password", "")
-        rt = runtime()
-        ctx = rt.context()
-        try:
-            if not username or not password:
-                raise SOSError(_("Enter your username and password."))
-            with rt.store.write() as s:
-                user = check_password(s, username, password)
-                record_activity(s, ctx, Principal.for_user(user))
-                user_id = user.id
-        except SOSError as exc:
-            error = exc.message if exc.status == 400 else _("Wrong username or password.")
-            if "deactivated" in exc.message:
-                error = _("This account is deactivated; ask an admin.")
-        else:
-            lang = session.get("lang")
-            session.clear()  # a new session on login: no fixation of an earlier cookie
+        user_id, error = _check_login(username, request.form.get("password", ""))
+        if user_id is not None:
+            _fresh_session()  # a new session on login: no fixation of an earlier cookie
             session.permanent = True
             session["user_id"] = user_id
-            if lang:
-                session["lang"] = lang
             csrf_token()
             return redirect(_safe_next(request.form.get("next")))
     status = 401 if error else 200
@@ -74,10 +83,7 @@ def login():
 @login_required
 def logout():
     check_csrf()
-    lang = session.get("lang")
-    session.clear()
-    if lang:
-        session["lang"] = lang
+    _fresh_session()
     return redirect(url_for("console.login"))
 
 

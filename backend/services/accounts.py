@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from backend.errors import AccountDeactivated, Conflict, NotFound, Unauthorized, ValidationFailed
 from backend.models import ApiToken, Case, CaseToken, Deployment, Group, Membership, User
 from backend.security import (
     CASE_TOKEN_PREFIX,
@@ -116,7 +116,7 @@ def check_password(s: Session, username: str, password: str) -> User:
     if user is None or not verify_password(user.password_hash if user else None, password):
         raise Unauthorized("wrong username or password")
     if not user.active:
-        raise Unauthorized("this account is deactivated; ask an admin")
+        raise AccountDeactivated("this account is deactivated; ask an admin")
     return user
 
 

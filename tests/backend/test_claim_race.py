@@ -22,7 +22,7 @@ from backend.app import create_app
 from backend.services import accounts
 from backend.settings import Settings
 from tests.conftest import open_case
-from tests.support.databases import drop_postgres_schema, new_postgres_schema
+from tests.support.databases import private_postgres
 from tests.support.live import LiveBackend, free_port, start_backend
 
 THREADS = 16
@@ -210,11 +210,8 @@ def server_database(request) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    url, schema = new_postgres_schema()
-    try:
+    with private_postgres() as url:
         yield url
-    finally:
-        drop_postgres_schema(schema)
 
 
 @pytest.fixture(scope="module")

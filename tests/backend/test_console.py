@@ -10,7 +10,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from backend.console.i18n import CATALOGUES
-from tests.conftest import World, open_case
+from backend.models import Case, User
+from tests.conftest import Api, World, open_case
 
 CONSOLE = Path(__file__).parents[2] / "backend" / "console"
 
@@ -71,8 +72,6 @@ def test_a_new_case_form_post_without_the_csrf_token_is_refused(client, world, r
     response = client.post("/console/cases/new", data={"group_id": str(world.group.id)})
     assert response.status_code == 403
     with runtime.store.read() as s:
-        from backend.models import Case
-
         assert s.query(Case).count() == 0
 
 
@@ -89,8 +88,6 @@ def test_api_calls_with_the_session_cookie_need_the_csrf_header(client, world):
 
 
 def open_case_through_agent(client: FlaskClient, world: World) -> tuple[str, str]:
-    from tests.conftest import Api
-
     return open_case(Api(client), world, description="The printer jams")
 
 
@@ -118,8 +115,6 @@ def test_login_redirects_only_to_console_paths(client, world):
 
 
 def test_a_deactivated_user_cannot_log_in(client, world, runtime):
-    from backend.models import User
-
     with runtime.store.write() as s:
         s.get(User, world.bob.id).active = False
     response = log_in(client, "bob")
@@ -184,8 +179,6 @@ def test_the_new_case_form_opens_a_case_and_shows_the_code_and_the_instruction(
     html = response.get_data(as_text=True)
     code = re.search(r'id="new-code">(s\d{2}-\d{3}-\d{3})<', html).group(1)
     assert "I have a code" in html
-    from backend.models import Case
-
     with runtime.store.read() as s:
         case = s.query(Case).filter_by(code=code).one()
         assert (case.source, case.customer_name, case.group_id) == (
@@ -217,8 +210,6 @@ def test_the_new_case_form_reports_bad_input_and_keeps_what_was_typed(client, wo
     )
     assert response.status_code == 422
     assert "is not one of yours" in response.get_data(as_text=True)
-    from backend.models import Case
-
     with runtime.store.read() as s:
         assert s.query(Case).count() == 0
 

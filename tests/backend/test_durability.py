@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.databases import drop_postgres_schema, new_postgres_schema
+from tests.support.databases import private_postgres
 from tests.support.live import LiveBackend, start_backend
 
 CLIENTS = 4
@@ -53,11 +53,8 @@ def server_database(request) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    url, schema = new_postgres_schema()
-    try:
+    with private_postgres() as url:
         yield url
-    finally:
-        drop_postgres_schema(schema)
 
 
 @pytest.fixture

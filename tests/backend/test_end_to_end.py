@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.databases import drop_postgres_schema, new_postgres_schema
+from tests.support.databases import private_postgres
 from tests.support.live import LiveBackend, free_port, start_backend
 
 pytestmark = pytest.mark.slow
@@ -161,24 +161,23 @@ def test_the_server_stops_cleanly_while_a_long_poll_is_waiting(server):
 
 @pytest.fixture
 def postgres_pair(tmp_path) -> Iterator[tuple[LiveBackend, LiveBackend]]:
-    url, schema = new_postgres_schema()
     servers: list[LiveBackend] = []
-    try:
-        a = start_backend(tmp_path, database_url=url)
-        servers.append(a)
-        instance = tmp_path / "server-b"
-        instance.mkdir()
-        env = a.env | {"SOS_INSTANCE_PATH": str(instance), "SOS_DATABASE_URL": a.database_url}
-        b = LiveBackend(instance, a.database_url, free_port(), env)
-        servers.append(b)
-        b.start()
-        b.admin_token, b.supporter_token = a.admin_token, a.supporter_token
-        b.deployment_key = a.deployment_key
-        yield a, b
-    finally:
-        for live in servers:
-            live.stop()
-        drop_postgres_schema(schema)
+    with private_postgres() as url:
+        try:
+            a = start_backend(tmp_path, database_url=url)
+            servers.append(a)
+            instance = tmp_path / "server-b"
+            instance.mkdir()
+            env = a.env | {"SOS_INSTANCE_PATH": str(instance), "SOS_DATABASE_URL": a.database_url}
+            b = LiveBackend(instance, a.database_url, free_port(), env)
+            servers.append(b)
+            b.start()
+            b.admin_token, b.supporter_token = a.admin_token, a.supporter_token
+            b.deployment_key = a.deployment_key
+            yield a, b
+        finally:
+            for live in servers:
+                live.stop()
 
 
 @pytest.mark.postgres

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
@@ -40,6 +42,16 @@ def new_postgres_schema() -> tuple[str, str]:
         missing(f"PostgreSQL not reachable at {base}: {exc.__class__.__name__}")
     separator = "&" if "?" in base else "?"
     return f"{base}{separator}options={quote(f'-csearch_path={schema}')}", schema
+
+
+@contextmanager
+def private_postgres() -> Iterator[str]:
+    """A URL of a new private schema, dropped with everything in it afterwards."""
+    url, schema = new_postgres_schema()
+    try:
+        yield url
+    finally:
+        drop_postgres_schema(schema)
 
 
 def drop_postgres_schema(schema: str) -> None:
