@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -54,20 +55,20 @@ class CommandInbox:
         self._lock = threading.Lock()
         self._handler: Handler | None = None
         self._closed: str | None = None
-        self._waiting: list[tuple[str, dict[str, Any], _Result]] = []
+        self._waiting: list[tuple[str, dict[str, Any], Future[dict[str, Any]]]] = []
 
     def handle(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             handler, closed = self._handler, self._closed
             if handler is None and closed is None:
-                result = _Result()
+                result: Future[dict[str, Any]] = Future()
                 self._waiting.append((command, args, result))
                 log.info("keeping %s until the agent is ready", command)
         if closed is not None:
             return {"outcome": "refused", "error": closed}
         if handler is not None:
             return handler(command, args)
-        return result.get()
+        return result.result()
 
     def open(self, handler: Handler) -> None:
         """The agent is ready: run what waited (oldest first), then pass commands straight on."""
@@ -80,10 +81,12 @@ class CommandInbox:
                     return
             for command, args, result in waiting:
                 try:
-                    result.set(handler(command, args))
+                    result.set_result(handler(command, args))
                 except Exception as exc:
                     log.exception("handed-over %s failed", command)
-                    result.set({"outcome": "refused", "error": str(exc) or type(exc).__name__})
+                    result.set_result(
+                        {"outcome": "refused", "error": str(exc) or type(exc).__name__}
+                    )
 
     def close(self, reason: str) -> None:
         """The agent will not act on commands (it could not start, or it is quitting)."""
@@ -92,26 +95,12 @@ class CommandInbox:
             self._handler = None
             waiting, self._waiting = self._waiting, []
         for _command, _args, result in waiting:
-            result.set({"outcome": "refused", "error": reason})
+            result.set_result({"outcome": "refused", "error": reason})
 
     @property
     def waiting(self) -> int:
         with self._lock:
             return len(self._waiting)
-
-
-class _Result:
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self._value: dict[str, Any] = {}
-
-    def set(self, value: dict[str, Any]) -> None:
-        self._value = value
-        self._done.set()
-
-    def get(self) -> dict[str, Any]:
-        self._done.wait()
-        return self._value
 
 
 def _try_lock(handle: Any) -> bool:
