@@ -25,13 +25,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Runtime:
-    """What the views share: settings, the database, the clock, the change signal and feed."""
+    """What the views share: settings, the database, the clock, the change signals and feed."""
 
     settings: Settings
     store: Store
     clock: Clock
     signal: ChangeSignal
     feed_cache: FeedCache
+    # Moves when this process queues notifications: the dispatcher sends them at once.
+    outbox: ChangeSignal = field(default_factory=ChangeSignal)
     listener: PostgresListener | None = None
     openapi_cache: str | None = None
     sweeper: threading.Thread | None = field(default=None, repr=False)
@@ -68,7 +70,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         settings.instance_path.mkdir(parents=True, exist_ok=True)
     store = Store(make_engine(settings.resolved_database_url))
     signal = ChangeSignal()
-    store.after_commit.append(signal.notify)
+    store.after_commit.append(("events_added", signal.notify))
     runtime = Runtime(
         settings=settings,
         store=store,
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         signal=signal,
         feed_cache=FeedCache(store, signal),
     )
+    store.after_commit.append(("notifications_added", runtime.outbox.notify))
     if store.is_postgres:
         runtime.listener = PostgresListener(settings.resolved_database_url, signal)
         runtime.listener.start()

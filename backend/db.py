@@ -7,21 +7,28 @@ PostgreSQL is used as is; engine options apply only to the server kind.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, create_engine, event, insert, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
+T = TypeVar("T")
 WRITE_OPTION = "sos_write"
 EVENT_LOCK_ID = 0x505F5345  # pg advisory lock that keeps event ids committing in order
 NOTIFY_CHANNEL = "sos_events"
+EVENT_LOCK_AND_NOTIFY = text("SELECT pg_advisory_xact_lock(:id), pg_notify(:channel, '')")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
+        # A pool as large as the server's threads: connections are reused, not reopened.
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 60)
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
         )
@@ -53,18 +60,70 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def insert_unless_conflict(session: Session, model: type[T], values: dict[str, Any]) -> T | None:
+    """Insert a ``model`` row unless it would break a unique constraint; None when skipped.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``: a conflict is no error, so no
+    savepoint is needed to carry on. The object returned is persistent in the session, built
+    from ``values`` and the columns' defaults without reading the row back.
+    """
+    table = model.__table__  # type: ignore[attr-defined]
+    statement = _insert_unless_conflict(session.info["store"].is_postgres, table)
+    row_id = session.connection().execute(statement, values).scalar()
+    if row_id is None:
+        return None
+    row = {column.key: _default(column) for column in table.columns}
+    obj = model(**{**row, **values, "id": row_id})
+    make_transient_to_detached(obj)  # as though just loaded: no pending changes
+    session.add(obj)
+    return obj
+
+
+def _default(column: Any) -> Any:
+    default = column.default
+    if default is None:
+        return None
+    assert default.is_scalar, f"{column} needs its value given"
+    return default.arg
+
+
+@functools.cache
+def _insert_unless_conflict(postgres: bool, table: Any) -> Any:
+    # Built once: constructing a statement costs more than executing its cached compiled form.
+    insert = postgresql.insert if postgres else sqlite.insert
+    return insert(table).on_conflict_do_nothing().returning(table.c.id)
+
+
+@functools.cache
+def _event_insert() -> Any:
+    from backend.models import Event
+
+    return insert(Event.__table__)
+
+
 class Store:
     """Hands out sessions: ``read()`` for queries, ``write()`` for one unit of work."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
-        self._read = sessionmaker(engine, expire_on_commit=False)
+        # Reads never flush. On PostgreSQL they run in autocommit: under READ COMMITTED each
+        # statement sees the latest commits anyway, and BEGIN and ROLLBACK would cost two
+        # round trips per read. SQLite keeps a transaction, so that the statements of one
+        # read see one snapshot.
+        reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if self.is_postgres else engine
+        )
+        self._read = sessionmaker(reader, expire_on_commit=False, autoflush=False)
         self._write = sessionmaker(
             engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
-        self.after_commit: list[Callable[[], None]] = []
+        # Called after a unit of work commits, when it added what the key names to the
+        # session's info ("events_added", "notifications_added").
+        self.after_commit: list[tuple[str, Callable[[], None]]] = []
         self._local_writer = threading.RLock() if not self.is_postgres else nullcontext()
+        for maker in (self._read, self._write):
+            event.listen(maker, "before_commit", self._append_events)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -87,23 +146,37 @@ class Store:
                 except BaseException:
                     session.rollback()
                     raise
-        if session.info.get("events_added"):
-            for callback in self.after_commit:
+        for added, callback in self.after_commit:
+            if session.info.get(added):
                 callback()
 
-    def lock_event_order(self, session: Session) -> None:
-        """On PostgreSQL, serialise event appends so ids become visible in order.
-
-        Without it a feed reader could see event 12 committed before event 11 and skip 11.
-        SQLite has a single writer, so order is already guaranteed there.
-        """
-        if self.is_postgres and not session.info.get("event_lock"):
-            session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": EVENT_LOCK_ID})
-            session.info["event_lock"] = True
-        if self.is_postgres and not session.info.get("events_added"):
-            # Delivered at commit to every process listening: their long-polls wake up.
-            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    @staticmethod
+    def add_event(session: Session, row: dict[str, Any]) -> None:
+        """Keep an event row for the end of the unit of work (see :meth:`_append_events`)."""
+        session.info.setdefault("pending_events", []).append(row)
         session.info["events_added"] = True
+
+    def _append_events(self, session: Session) -> None:
+        """Insert the unit of work's events last, just before it commits.
+
+        On PostgreSQL event appends are serialised by a transaction-level advisory lock, so
+        that ids become visible in order: without it a feed reader could see event 12
+        committed before event 11 and skip 11. Taking it here, after everything else the
+        unit of work writes, keeps that serialised part to the event insert and the commit.
+        The same statement queues a notification, delivered at commit to every process
+        listening, whose long-polls then wake up. SQLite has a single writer, so order is
+        already guaranteed there.
+        """
+        rows = session.info.pop("pending_events", None)
+        if not rows:
+            return
+        session.flush()  # everything else first
+        connection = session.connection()
+        if self.is_postgres:
+            connection.execute(
+                EVENT_LOCK_AND_NOTIFY, {"id": EVENT_LOCK_ID, "channel": NOTIFY_CHANNEL}
+            )
+        connection.execute(_event_insert(), rows)  # in order: ids follow the list
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:

@@ -108,17 +108,22 @@ def deliver_due(runtime: Runtime) -> int:
 
 
 def start_dispatcher(runtime: Runtime, interval: float = 2.0) -> threading.Thread:
-    """Deliver notifications in the background, promptly after each change."""
+    """Deliver notifications in the background.
+
+    Those this process queues go out at once; the rest (queued by other processes, or due
+    again after a failure) within ``interval``. Other changes do not wake it: most cases
+    queue no notification, and a look at the queue per change would cost a transaction.
+    """
 
     def loop() -> None:
         while True:
-            version = runtime.signal.version
+            version = runtime.outbox.version
             try:
                 while deliver_due(runtime):
                     pass
             except Exception:  # noqa: BLE001 - keep the worker alive; next round retries
                 log.exception("notification delivery failed")
-            runtime.signal.wait(version, interval)
+            runtime.outbox.wait(version, interval)
 
     thread = threading.Thread(target=loop, name="sos-notifications", daemon=True)
     thread.start()

@@ -12,7 +12,7 @@ The database stays the truth; the cache is an optimisation that each process kee
   ``>= floor`` exactly as the database would. An older cursor (a client catching up) is
   answered from the database.
 - Growing it by ``id > top`` never skips an event: SQLite has one writer, and on PostgreSQL
-  event ids become visible in order (``Store.lock_event_order``), so once ``top`` is visible
+  event ids become visible in order (``Store._append_events``), so once ``top`` is visible
   every smaller id is too.
 - Each snapshot records the signal version read *before* its read, so a waiter woken by a
   version past the one it saw knows whether a snapshot includes the commit that woke it; and

@@ -39,8 +39,9 @@ def new_case_details(
     tags=("agent",),
 )
 def agent_config(principal: Principal) -> sc.AgentConfigOut:
+    assert principal.deployment is not None
     with runtime().store.read() as s:
-        deployment = get_deployment(s, principal.deployment_id)
+        deployment = get_deployment(s, principal.deployment.id)
         return sc.AgentConfigOut(
             deployment=sc.Ref(id=deployment.id, name=deployment.name),
             group={"name": deployment.group.name},
@@ -68,12 +69,12 @@ def agent_open_case(principal: Principal, body: sc.AgentCaseCreate):
     rt = runtime()
     key = idempotency_key()
     ctx = rt.context()
+    assert principal.deployment is not None
     with rt.store.write() as s:
-        deployment = get_deployment(s, principal.deployment_id)
         case, token, created = open_agent_case(
             s,
             ctx,
-            deployment,
+            principal.deployment,
             source=body.source,
             details=new_case_details(body.customer, body.description, body.device),
             idempotency_key=key,
@@ -102,12 +103,12 @@ def agent_join(principal: Principal, body: sc.AgentJoin) -> sc.AgentCaseOut:
     rt = runtime()
     key = idempotency_key()
     ctx = rt.context()
+    assert principal.deployment is not None
     with rt.store.write() as s:
-        deployment = get_deployment(s, principal.deployment_id)
         case, token = join_manual_case(
             s,
             ctx,
-            deployment,
+            principal.deployment,
             body.code,
             new_case_details(body.customer, None, body.device),
             join_key=key,

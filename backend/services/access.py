@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from sqlalchemy import ColumnElement, false, true
+from sqlalchemy import ColumnElement, Row, false, true
 
 from backend.errors import Forbidden
-from backend.models import Case, Event, User
+from backend.models import Case, Deployment, Event, User
 
 PrincipalKind = Literal["user", "case", "deployment"]
 
@@ -37,6 +37,40 @@ SYSTEM = Actor("system", None, "system")
 
 
 @dataclass(frozen=True)
+class Topic:
+    """A choice a deployment offers its customers, routed to a group."""
+
+    name: str
+    group_id: int
+
+
+@dataclass(frozen=True)
+class DeploymentInfo:
+    """The deployment whose key made a call, as read when the key was checked.
+
+    Opening a case needs nothing more, so the write that follows does not read it again.
+    """
+
+    id: int
+    name: str
+    group_id: int
+    policy: str | None = None
+    default_assignee_id: int | None = None
+    topics: tuple[Topic, ...] = ()
+
+    @classmethod
+    def of(cls, deployment: Deployment | Row[Any]) -> DeploymentInfo:
+        return cls(
+            id=deployment.id,
+            name=deployment.name,
+            group_id=deployment.group_id,
+            policy=deployment.policy,
+            default_assignee_id=deployment.default_assignee_id,
+            topics=tuple(Topic(t["name"], t["group_id"]) for t in deployment.topics or []),
+        )
+
+
+@dataclass(frozen=True)
 class Principal:
     """An authenticated caller: a user, a case token's customer, or a deployment key."""
 
@@ -47,9 +81,7 @@ class Principal:
     role: str | None = None
     group_ids: frozenset[int] = field(default_factory=frozenset)
     case_id: int | None = None
-    deployment_id: int | None = None
-    deployment_group_id: int | None = None
-    deployment_name: str | None = None
+    deployment: DeploymentInfo | None = None
     token_id: int | None = None
     last_seen_at: datetime | None = None
 
@@ -67,6 +99,10 @@ class Principal:
         )
 
     @property
+    def deployment_id(self) -> int | None:
+        return self.deployment.id if self.deployment else None
+
+    @property
     def is_user(self) -> bool:
         return self.kind == "user"
 
@@ -80,7 +116,8 @@ class Principal:
             return Actor("user", self.user_id, self.username or "")
         if self.kind == "case":
             return Actor("customer", None, "customer")
-        return Actor("deployment", self.deployment_id, self.deployment_name or "")
+        assert self.deployment is not None
+        return Actor("deployment", self.deployment.id, self.deployment.name)
 
     def can_see_group(self, group_id: int) -> bool:
         return self.is_admin or (self.is_user and group_id in self.group_ids)

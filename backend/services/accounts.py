@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from backend.errors import AccountDeactivated, Conflict, NotFound, Unauthorized, ValidationFailed
@@ -21,7 +21,7 @@ from backend.security import (
     secret_hint,
     verify_password,
 )
-from backend.services.access import Principal
+from backend.services.access import DeploymentInfo, Principal
 from backend.services.context import Context
 
 ROLES = ("admin", "supporter")
@@ -225,6 +225,18 @@ def record_activity(s: Session, ctx: Context, principal: Principal) -> None:
                 token.last_used_at = ctx.now
 
 
+# Every agent request starts with it: the columns alone, read without the ORM's bookkeeping.
+_deployments = Deployment.__table__.c
+DEPLOYMENT_BY_KEY = select(
+    _deployments.id,
+    _deployments.name,
+    _deployments.group_id,
+    _deployments.policy,
+    _deployments.default_assignee_id,
+    _deployments.topics,
+).where(_deployments.key_hash == bindparam("digest"), _deployments.active.is_(True))
+
+
 def resolve_secret(s: Session, ctx: Context, secret: str) -> Principal:
     """Turn a bearer secret into a principal; 401 when it is unknown or revoked."""
     digest = hash_secret(secret)
@@ -237,14 +249,9 @@ def resolve_secret(s: Session, ctx: Context, secret: str) -> Principal:
         if case_id is not None:
             return Principal(kind="case", case_id=case_id)
     elif secret.startswith(DEPLOYMENT_KEY_PREFIX):
-        deployment = s.scalar(select(Deployment).where(Deployment.key_hash == digest))
-        if deployment is not None and deployment.active:
-            return Principal(
-                kind="deployment",
-                deployment_id=deployment.id,
-                deployment_group_id=deployment.group_id,
-                deployment_name=deployment.name,
-            )
+        row = s.connection().execute(DEPLOYMENT_BY_KEY, {"digest": digest}).first()
+        if row is not None:
+            return Principal(kind="deployment", deployment=DeploymentInfo.of(row))
     raise Unauthorized("the credentials are unknown or have been revoked")
 
 

@@ -7,15 +7,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select, union_all
+from sqlalchemy import and_, false, func, insert, or_, select, union_all
 from sqlalchemy import case as sql_case
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload, selectinload
 
+from backend.db import insert_unless_conflict
 from backend.errors import AlreadyJoined, BadRequest, CaseFinal, NotFound, ValidationFailed
-from backend.models import Case, CaseToken, Deployment, Group, User
+from backend.models import Case, CaseToken, Group, User
 from backend.security import CASE_TOKEN_PREFIX, hash_secret, new_secret
-from backend.services.access import Actor, Principal, require_admin, require_user
+from backend.services.access import (
+    Actor,
+    DeploymentInfo,
+    Principal,
+    require_admin,
+    require_user,
+)
 from backend.services.context import Context
 from backend.services.events import append_event
 from backend.services.routing import route_case
@@ -54,29 +60,27 @@ def _insert_case(
     deployment_id: int | None = None,
     idempotency_key: str | None = None,
     topic: str | None = None,
-) -> Case:
+) -> Case | None:
+    """Insert a case under a fresh session code; None when the idempotency key is taken."""
+    values = {
+        "group_id": group_id,
+        "deployment_id": deployment_id,
+        "source": source,
+        "topic": topic,
+        "idempotency_key": idempotency_key,
+        "created_at": ctx.now,
+        "updated_at": ctx.now,
+        "expires_at": ctx.now + timedelta(seconds=ctx.case_ttl),
+        "customer_joined": source != "manual",
+        **vars(details),
+    }
     for _attempt in range(10):
-        case = Case(
-            code=generate_code(),
-            group_id=group_id,
-            deployment_id=deployment_id,
-            source=source,
-            topic=topic,
-            idempotency_key=idempotency_key,
-            created_at=ctx.now,
-            updated_at=ctx.now,
-            expires_at=ctx.now + timedelta(seconds=ctx.case_ttl),
-            customer_joined=source != "manual",
-            **vars(details),
-        )
-        try:
-            with s.begin_nested():
-                s.add(case)
-        except IntegrityError:
-            if idempotency_key is not None and _find_idempotent(s, deployment_id, idempotency_key):
-                raise
-            continue  # a session code collision: draw another
-        return case
+        case = insert_unless_conflict(s, Case, {"code": generate_code(), **values})
+        if case is not None:
+            return case
+        # A unique constraint stopped it: the idempotency key, or (rarely) the session code.
+        if idempotency_key is not None and _find_idempotent(s, deployment_id, idempotency_key):
+            return None
     raise RuntimeError("could not draw a free session code")  # pragma: no cover
 
 
@@ -86,16 +90,20 @@ def _find_idempotent(s: Session, deployment_id: int | None, key: str) -> Case | 
     )
 
 
+_TOKEN_INSERT = insert(CaseToken.__table__)
+
+
 def issue_case_token(s: Session, ctx: Context, case: Case) -> str:
     token = new_secret(CASE_TOKEN_PREFIX)
-    s.add(CaseToken(case_id=case.id, token_hash=hash_secret(token), created_at=ctx.now))
+    row = {"case_id": case.id, "token_hash": hash_secret(token), "created_at": ctx.now}
+    s.connection().execute(_TOKEN_INSERT, row)  # nothing reads it back in this unit of work
     return token
 
 
 def open_agent_case(
     s: Session,
     ctx: Context,
-    deployment: Deployment,
+    deployment: DeploymentInfo,
     *,
     source: str,
     details: NewCase,
@@ -104,26 +112,20 @@ def open_agent_case(
 ) -> tuple[Case, str, bool]:
     """Open a case for a branded agent; a repeated idempotency key returns the first case.
 
-    Returns the case, a fresh case token and whether the case was created now.
+    Returns the case, a fresh case token and whether the case was created now. The insert
+    comes first: a retry is rare, so it is found by its conflict rather than looked for.
     """
-    if idempotency_key is not None:
-        existing = _find_idempotent(s, deployment.id, idempotency_key)
-        if existing is not None:
-            return existing, issue_case_token(s, ctx, existing), False
-    group_id = _topic_group(deployment, topic)
-    try:
-        case = _insert_case(
-            s,
-            ctx,
-            group_id=group_id,
-            source=source,
-            details=details,
-            deployment_id=deployment.id,
-            idempotency_key=idempotency_key,
-            topic=topic,
-        )
-    except IntegrityError:
-        # Another process stored the same idempotency key first: answer with its case.
+    case = _insert_case(
+        s,
+        ctx,
+        group_id=_topic_group(deployment, topic),
+        source=source,
+        details=details,
+        deployment_id=deployment.id,
+        idempotency_key=idempotency_key,
+        topic=topic,
+    )
+    if case is None:  # the key's first request (perhaps in another process) made the case
         existing = _find_idempotent(s, deployment.id, idempotency_key or "")
         assert existing is not None
         return existing, issue_case_token(s, ctx, existing), False
@@ -133,28 +135,28 @@ def open_agent_case(
     return case, issue_case_token(s, ctx, case), True
 
 
-def _topic_group(deployment: Deployment, topic: str | None) -> int:
+def _topic_group(deployment: DeploymentInfo, topic: str | None) -> int:
     """The group a customer's chosen topic routes to (the deployment's group without one)."""
     if topic is None:
         return deployment.group_id
-    for offered in deployment.topics or []:
-        if offered["name"] == topic:
-            return offered["group_id"]
-    names = ", ".join(t["name"] for t in deployment.topics or []) or "none are offered"
+    for offered in deployment.topics:
+        if offered.name == topic:
+            return offered.group_id
+    names = ", ".join(t.name for t in deployment.topics) or "none are offered"
     raise ValidationFailed(
         f"unknown topic {topic!r}; choose one of: {names}",
         details=[{"field": "topic", "message": "not one of the deployment's topics"}],
     )
 
 
-def deployment_actor(deployment: Deployment) -> Actor:
+def deployment_actor(deployment: DeploymentInfo) -> Actor:
     return Actor("deployment", deployment.id, deployment.name)
 
 
 def join_manual_case(
     s: Session,
     ctx: Context,
-    deployment: Deployment,
+    deployment: DeploymentInfo,
     code: str,
     details: NewCase,
     *,
@@ -205,6 +207,7 @@ def create_manual_case(
             details=[{"field": "group_id", "message": "choose one of your groups"}],
         )
     case = _insert_case(s, ctx, group_id=group_id, source="manual", details=details)
+    assert case is not None  # no idempotency key, so never a conflict that returns nothing
     append_event(s, ctx, case, "case.created", principal.actor, {"source": "manual"})
     route_case(s, ctx, case, principal.actor)
     return case

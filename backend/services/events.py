@@ -36,30 +36,30 @@ def append_event(
     data: dict[str, Any] | None = None,
     *,
     group_id: int | None = None,
-) -> Event:
+) -> None:
     """Record one change to ``case``; call after the case itself has been changed.
 
     The event belongs to the case's group (who may see it in the feed) unless ``group_id``
-    names another: a case that moved away is announced to the group it left.
+    names another: a case that moved away is announced to the group it left. The row is
+    inserted when the unit of work commits, after everything else it writes (see
+    ``Store.add_event``): a query later in the same unit of work does not see it.
     """
     assert type_ in EVENT_TYPES, type_
-    s.info["store"].lock_event_order(s)
     if case.id is None:
         s.flush()
-    event = Event(
-        case_id=case.id,
-        case_code=case.code,
-        group_id=case.group_id if group_id is None else group_id,
-        type=type_,
-        status=case_status(case, ctx.now, ctx.presence_timeout).value,
-        actor_kind=actor.kind,
-        actor_id=actor.id,
-        actor_name=actor.name[:100],
-        data=data or {},
-        created_at=ctx.now,
-    )
-    s.add(event)
-    return event
+    row = {
+        "case_id": case.id,
+        "case_code": case.code,
+        "group_id": case.group_id if group_id is None else group_id,
+        "type": type_,
+        "status": case_status(case, ctx.now, ctx.presence_timeout).value,
+        "actor_kind": actor.kind,
+        "actor_id": actor.id,
+        "actor_name": actor.name[:100],
+        "data": data or {},
+        "created_at": ctx.now,
+    }
+    s.info["store"].add_event(s, row)
 
 
 def case_history(s: Session, case: Case) -> list[Event]:

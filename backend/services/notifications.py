@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, Exists, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from backend.models import Case, Membership, Notification, User
@@ -48,6 +48,7 @@ def _payload(case: Case, reason: str, user: User) -> dict[str, Any]:
 
 def _queue(s: Session, ctx: Context, case: Case, user: User, reason: str) -> None:
     for channel in _wants(user):
+        s.info["notifications_added"] = True  # wakes this process's dispatcher after commit
         s.add(
             Notification(
                 user_id=user.id,
@@ -67,19 +68,32 @@ def notify_assigned(s: Session, ctx: Context, case: Case, user: User) -> None:
     _queue(s, ctx, case, user, "assigned")
 
 
-def notify_unassigned(s: Session, ctx: Context, case: Case) -> None:
-    """Tell the group's members who opted in that an unassigned case arrived."""
-    # Only members who opted in: most cases arrive in groups where nobody did.
+def _subscribed_members(group_id: Any) -> list[ColumnElement[bool]]:
+    """Conditions for the active members of a group who opted in to a channel."""
     opted_in = or_(
         and_(User.notify_webhook_url.is_not(None), User.notify_webhook_secret.is_not(None)),
         and_(User.notify_email.is_(True), User.email.is_not(None)),
     )
-    members = s.scalars(
-        select(User)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.group_id == case.group_id, User.active.is_(True), opted_in)
-        .order_by(User.id)
-    )
+    return [
+        Membership.user_id == User.id,
+        Membership.group_id == group_id,
+        User.active.is_(True),
+        opted_in,
+    ]
+
+
+def group_has_subscribers(group_id: Any) -> Exists:
+    """Whether anybody would be told of an unassigned case in the group (a SQL condition).
+
+    Most cases arrive in groups where nobody opted in; routing reads this with the group
+    row and skips :func:`notify_unassigned` for them.
+    """
+    return exists().where(*_subscribed_members(group_id))
+
+
+def notify_unassigned(s: Session, ctx: Context, case: Case) -> None:
+    """Tell the group's members who opted in that an unassigned case arrived."""
+    members = s.scalars(select(User).where(*_subscribed_members(case.group_id)).order_by(User.id))
     for user in members:
         _queue(s, ctx, case, user, "unassigned_in_group")
 

@@ -14,17 +14,18 @@ processes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from backend.errors import ValidationFailed
 from backend.models import Case, Deployment, Group, Membership, User
-from backend.services.access import Actor, user_can_access_group
+from backend.services.access import Actor, DeploymentInfo, user_can_access_group
 from backend.services.accounts import availability
 from backend.services.context import Context
 from backend.services.events import append_event
@@ -162,15 +163,13 @@ def _why_nobody(rejected: dict[str, str]) -> str:
     return ", ".join(f"{name} {why}" for name, why in rejected.items())
 
 
-def decide(
-    s: Session,
-    ctx: Context,
-    group: Group,
-    deployment: Deployment | None = None,
-    exclude: frozenset[int] = frozenset(),
-) -> Decision:
-    """Choose an assignee for a case in ``group`` (or nobody), with the reason."""
-    settings = RoutingSettings.of(group)
+DeploymentLike = Deployment | DeploymentInfo
+
+
+def effective_policy(
+    settings: RoutingSettings, group: Group, deployment: DeploymentLike | None
+) -> tuple[str, int | None]:
+    """The policy and default user that apply: a deployment of the group may override both."""
     policy, default_user_id = settings.policy, settings.default_user_id
     if deployment is not None and deployment.group_id == group.id:
         if deployment.policy:
@@ -179,6 +178,29 @@ def decide(
             policy = "default_user"
         if deployment.default_assignee_id and policy == "default_user":
             default_user_id = deployment.default_assignee_id
+    return policy, default_user_id
+
+
+def keeps_state(settings: RoutingSettings, policy: str) -> bool:
+    """Whether a decision depends on earlier ones (a rotation, open-case counts or a cap).
+
+    Only such decisions need the group row locked, so that concurrent ones follow each other.
+    """
+    if policy == "none":
+        return False
+    return policy in ("round_robin", "least_active") or settings.max_open_cases is not None
+
+
+def decide(
+    s: Session,
+    ctx: Context,
+    group: Group,
+    deployment: DeploymentLike | None = None,
+    exclude: frozenset[int] = frozenset(),
+) -> Decision:
+    """Choose an assignee for a case in ``group`` (or nobody), with the reason."""
+    settings = RoutingSettings.of(group)
+    policy, default_user_id = effective_policy(settings, group, deployment)
     if policy == "none":
         return Decision(None, policy, "none: the whole group sees it")
     eligible, rejected, counts = eligible_experts(s, ctx, group, settings, exclude)
@@ -240,13 +262,27 @@ def configure_routing(s: Session, group: Group, settings: dict[str, Any]) -> Non
     group.routing = routing.as_dict()
 
 
-def lock_group(s: Session, group_id: int) -> Group:
-    """Load the group row locked, so concurrent decisions for it happen one at a time."""
-    # FOR NO KEY UPDATE: a plain FOR UPDATE would also wait for the key-share lock that
-    # inserting a case into this group takes, and deadlock two concurrent case creations.
-    group = s.scalar(select(Group).where(Group.id == group_id).with_for_update(key_share=True))
-    assert group is not None
-    return group
+def _routing_group(s: Session, group_id: int, *, lock: bool) -> tuple[Group, bool]:
+    """The group row, and whether any member would be notified of an unassigned case."""
+    group, subscribed = s.execute(_routing_group_query(lock), {"group_id": group_id}).one()
+    return group, bool(subscribed)
+
+
+@functools.cache
+def _routing_group_query(lock: bool) -> Select[tuple[Group, bool]]:
+    # Built once per variant: it runs for every new case.
+    from backend.services.notifications import group_has_subscribers
+
+    query = select(Group, group_has_subscribers(Group.id).label("subscribed")).where(
+        Group.id == bindparam("group_id")
+    )
+    if lock:
+        # FOR NO KEY UPDATE: a plain FOR UPDATE would also wait for the key-share lock that
+        # inserting a case into this group takes, and deadlock two concurrent case creations.
+        query = query.with_for_update(key_share=True, of=Group).execution_options(
+            populate_existing=True
+        )
+    return query
 
 
 def route_case(
@@ -255,15 +291,25 @@ def route_case(
     case: Case,
     actor: Actor,
     *,
-    deployment: Deployment | None = None,
+    deployment: DeploymentLike | None = None,
     exclude: frozenset[int] = frozenset(),
     reason_prefix: str = "",
 ) -> Decision:
-    """Apply the routing decision to ``case`` and record it in the event log."""
+    """Apply the routing decision to ``case`` and record it in the event log.
+
+    A decision that depends on earlier ones is taken with the group row locked (PostgreSQL;
+    SQLite has a single writer), so concurrent ones follow each other; the others need no
+    lock, and concurrent case creations in one group do not wait for each other.
+    """
     from backend.services.assignment import set_assignee
     from backend.services.notifications import notify_unassigned
 
-    group = lock_group(s, case.group_id)
+    group, subscribed = _routing_group(s, case.group_id, lock=False)
+    settings = RoutingSettings.of(group)
+    if s.info["store"].is_postgres and keeps_state(
+        settings, effective_policy(settings, group, deployment)[0]
+    ):
+        group, subscribed = _routing_group(s, case.group_id, lock=True)
     decision = decide(s, ctx, group, deployment, exclude)
     reason = reason_prefix + decision.reason
     if decision.assignee is not None or case.assignee_id is not None:
@@ -272,7 +318,7 @@ def route_case(
         append_event(
             s, ctx, case, "case.routed", actor, {"policy": decision.policy, "reason": reason}
         )
-    if decision.assignee is None:
+    if decision.assignee is None and subscribed:
         notify_unassigned(s, ctx, case)
     return decision
 

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 
 from backend.feedcache import FeedCache
 from backend.models import Case, Event
-from backend.services.access import SYSTEM, Principal
+from backend.services.access import SYSTEM, DeploymentInfo, Principal
 from backend.services.events import append_event
 from tests.conftest import open_case
 
@@ -167,7 +167,7 @@ def principals(draw) -> Principal:
         )
     if kind == "case":
         return Principal(kind="case", case_id=draw(st.one_of(st.none(), st.integers(0, 8))))
-    return Principal(kind="deployment", deployment_id=1, deployment_group_id=1)
+    return Principal(kind="deployment", deployment=DeploymentInfo(id=1, name="d", group_id=1))
 
 
 @settings(

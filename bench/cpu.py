@@ -1,0 +1,54 @@
+"""CPU time of processes, read from ``/proc`` (Linux): who does the work under load.
+
+Only reads: a process of the database server is found by its name, and is never signalled.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> tuple[str, int, float] | None:
+    """(name, parent pid, CPU seconds) of a process, or None when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _all() -> dict[int, tuple[str, int, float]]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            found[int(entry.name)] = stat
+    return found
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds used so far by ``root`` and its live descendants."""
+    processes = _all()
+    children: dict[int, list[int]] = {}
+    for pid, (_, parent, _) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in processes:
+            total += processes[pid][2]
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def named_cpu(prefix: str) -> float:
+    """CPU seconds used so far by live processes whose name starts with ``prefix``."""
+    return sum(cpu for name, _, cpu in _all().values() if name.startswith(prefix))
+
+
+def available() -> bool:
+    return Path("/proc/self/stat").exists()
