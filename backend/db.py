@@ -2,7 +2,8 @@
 
 SQLite (the default) runs in WAL mode with a busy timeout, and write transactions take the
 write lock up front (``BEGIN IMMEDIATE``) so two writers never deadlock on a lock upgrade.
-PostgreSQL is used as is; engine options apply only to the server kind.
+PostgreSQL is used as is; engine options apply only to the server kind. On both, reads run
+in autocommit: each statement sees what was committed when it began.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 T = TypeVar("T")
 WRITE_OPTION = "sos_write"
+READ_OPTION = "sos_read"
 EVENT_LOCK_ID = 0x505F5345  # pg advisory lock that keeps event ids committing in order
 NOTIFY_CHANNEL = "sos_events"
 EVENT_LOCK_AND_NOTIFY = text("SELECT pg_advisory_xact_lock(:id), pg_notify(:channel, '')")
@@ -46,9 +48,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            if conn.get_execution_options().get(WRITE_OPTION):
+            options = conn.get_execution_options()
+            if options.get(WRITE_OPTION):
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
+            elif not options.get(READ_OPTION):  # reads run in autocommit (see Store)
                 conn.exec_driver_sql("BEGIN")
 
         return engine
@@ -107,12 +110,11 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
-        # Reads never flush. On PostgreSQL they run in autocommit: under READ COMMITTED each
-        # statement sees the latest commits anyway, and BEGIN and ROLLBACK would cost two
-        # round trips per read. SQLite keeps a transaction, so that the statements of one
-        # read see one snapshot.
-        reader = (
-            engine.execution_options(isolation_level="AUTOCOMMIT") if self.is_postgres else engine
+        # Reads never flush, and run in autocommit: each statement sees the latest commits,
+        # as it would in a READ COMMITTED transaction, without BEGIN and ROLLBACK (two round
+        # trips per read on PostgreSQL).
+        reader = engine.execution_options(
+            **({"isolation_level": "AUTOCOMMIT"} if self.is_postgres else {READ_OPTION: True})
         )
         self._read = sessionmaker(reader, expire_on_commit=False, autoflush=False)
         self._write = sessionmaker(
@@ -127,10 +129,9 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._read() as session:
+        with self._read() as session:  # closing it hands the connection back, rolled back
             session.info["store"] = self
             yield session
-            session.rollback()
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import url_for
+from sqlalchemy.orm import Session
 
 from backend.api import bp
 from backend.api import schemas as sc
@@ -63,24 +64,22 @@ def agent_config(principal: Principal) -> sc.AgentConfigOut:
         "same key returns the first case and creates nothing."
     },
     tags=("agent",),
+    unit_of_work=True,  # the busiest write: the key's check and the case share a transaction
 )
 @limit_case_creation
-def agent_open_case(principal: Principal, body: sc.AgentCaseCreate):
-    rt = runtime()
-    key = idempotency_key()
-    ctx = rt.context()
+def agent_open_case(principal: Principal, body: sc.AgentCaseCreate, unit: Session):
+    ctx = runtime().context()
     assert principal.deployment is not None
-    with rt.store.write() as s:
-        case, token, created = open_agent_case(
-            s,
-            ctx,
-            principal.deployment,
-            source=body.source,
-            details=new_case_details(body.customer, body.description, body.device),
-            idempotency_key=key,
-            topic=body.topic,
-        )
-        out = sc.AgentCaseOut(case=customer_case_out(case, ctx), case_token=token)
+    case, token, created = open_agent_case(
+        unit,
+        ctx,
+        principal.deployment,
+        source=body.source,
+        details=new_case_details(body.customer, body.description, body.device),
+        idempotency_key=idempotency_key(),
+        topic=body.topic,
+    )
+    out = sc.AgentCaseOut(case=customer_case_out(case, ctx), case_token=token)
     location = url_for("api.get_case", code=out.case.code)
     return out, 201 if created else 200, {"Location": location}
 

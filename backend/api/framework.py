@@ -10,11 +10,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request, session
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 
 from backend.api import schemas as sc
 from backend.csrf import csrf_matches
@@ -115,8 +117,13 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
         raise _validation_failed(exc, "query parameter") from None
 
 
-def authenticate(callers: tuple[CallerKind, ...]) -> Principal | None:
-    """Find the caller from a bearer secret or the console's session cookie."""
+def authenticate(
+    callers: tuple[CallerKind, ...], unit: Session | None = None
+) -> Principal | None:
+    """Find the caller from a bearer secret or the console's session cookie.
+
+    Reads in ``unit`` when the operation runs in one unit of work, else in a read of its own.
+    """
     header = request.headers.get("Authorization", "")
     store = current_app.extensions["sos"].store
     ctx = current_app.extensions["sos"].context()
@@ -125,21 +132,21 @@ def authenticate(callers: tuple[CallerKind, ...]) -> Principal | None:
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise Unauthorized("use the header Authorization: Bearer <token>")
-        with store.read() as s:
+        with _session(store.read, unit) as s:
             principal = resolve_secret(s, ctx, secret.strip())
     elif session.get("user_id"):
         if request.method in UNSAFE_METHODS:
             sent = request.headers.get("X-CSRF-Token", "")
             if not csrf_matches(sent):
                 raise Forbidden("missing or wrong X-CSRF-Token header; reload the page")
-        with store.read() as s:
+        with _session(store.read, unit) as s:
             principal = principal_for_user_id(s, ctx, int(session["user_id"]))
     if (
         principal is not None
         and principal.is_user
         and needs_activity_record(principal.last_seen_at, ctx)
     ):
-        with store.write() as s:
+        with _session(store.write, unit) as s:
             record_activity(s, ctx, principal)
     if "anyone" in callers:
         return principal
@@ -151,6 +158,12 @@ def authenticate(callers: tuple[CallerKind, ...]) -> Principal | None:
     if principal.kind in allowed:
         return principal
     raise Forbidden(_forbidden_message(principal, allowed))
+
+
+def _session(
+    open_one: Callable[[], AbstractContextManager[Session]], unit: Session | None
+) -> AbstractContextManager[Session]:
+    return open_one() if unit is None else nullcontext(unit)
 
 
 def _forbidden_message(principal: Principal, allowed: set[str]) -> str:
@@ -175,8 +188,14 @@ def operation(
     query: type[BaseModel] | None = None,
     headers: dict[str, str] | None = None,
     tags: tuple[str, ...] = (),
+    unit_of_work: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a view: it gets ``principal`` and, when declared, ``body`` and ``query``."""
+    """Register a view: it gets ``principal`` and, when declared, ``body`` and ``query``.
+
+    With ``unit_of_work`` the whole call, authentication included, is one write transaction
+    (``Store.write``), which the view gets as ``unit`` and which commits when it returns: a
+    hot write path then pays for one session, not a read and a write.
+    """
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         op = Operation(
@@ -192,11 +211,12 @@ def operation(
             tags=tags,
         )
 
-        @functools.wraps(func)
-        def view(**path_args: Any) -> Response:
-            principal = authenticate(callers)
+        def call(path_args: dict[str, Any], unit: Session | None) -> Response:
+            principal = authenticate(callers, unit)
             g.principal = principal
             kwargs: dict[str, Any] = dict(path_args)
+            if unit is not None:
+                kwargs["unit"] = unit
             if query is not None:
                 kwargs["query"] = parse_query(query)
             elif request.args:
@@ -204,6 +224,13 @@ def operation(
             if body is not None:
                 kwargs["body"] = parse_body(body)
             return render(func(principal, **kwargs))
+
+        @functools.wraps(func)
+        def view(**path_args: Any) -> Response:
+            if not unit_of_work:
+                return call(path_args, None)
+            with current_app.extensions["sos"].store.write() as unit:
+                return call(path_args, unit)
 
         # Every API call counts against its bearer token's limit; views may declare more.
         rate_limited(CALLS_PER_TOKEN)(view)

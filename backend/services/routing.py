@@ -47,8 +47,12 @@ class RoutingSettings:
 
     @classmethod
     def of(cls, group: Group) -> RoutingSettings:
+        return cls.from_dict(group.routing)
+
+    @classmethod
+    def from_dict(cls, routing: dict[str, Any] | None) -> RoutingSettings:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (group.routing or {}).items() if k in known})
+        return cls(**{k: v for k, v in (routing or {}).items() if k in known})
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,11 +171,11 @@ DeploymentLike = Deployment | DeploymentInfo
 
 
 def effective_policy(
-    settings: RoutingSettings, group: Group, deployment: DeploymentLike | None
+    settings: RoutingSettings, group_id: int, deployment: DeploymentLike | None
 ) -> tuple[str, int | None]:
     """The policy and default user that apply: a deployment of the group may override both."""
     policy, default_user_id = settings.policy, settings.default_user_id
-    if deployment is not None and deployment.group_id == group.id:
+    if deployment is not None and deployment.group_id == group_id:
         if deployment.policy:
             policy = deployment.policy
         elif deployment.default_assignee_id:
@@ -191,6 +195,9 @@ def keeps_state(settings: RoutingSettings, policy: str) -> bool:
     return policy in ("round_robin", "least_active") or settings.max_open_cases is not None
 
 
+NO_ROUTING = Decision(None, "none", "none: the whole group sees it")
+
+
 def decide(
     s: Session,
     ctx: Context,
@@ -200,9 +207,9 @@ def decide(
 ) -> Decision:
     """Choose an assignee for a case in ``group`` (or nobody), with the reason."""
     settings = RoutingSettings.of(group)
-    policy, default_user_id = effective_policy(settings, group, deployment)
+    policy, default_user_id = effective_policy(settings, group.id, deployment)
     if policy == "none":
-        return Decision(None, policy, "none: the whole group sees it")
+        return NO_ROUTING
     eligible, rejected, counts = eligible_experts(s, ctx, group, settings, exclude)
     if policy == "default_user":
         user = s.get(User, default_user_id) if default_user_id else None
@@ -262,27 +269,24 @@ def configure_routing(s: Session, group: Group, settings: dict[str, Any]) -> Non
     group.routing = routing.as_dict()
 
 
-def _routing_group(s: Session, group_id: int, *, lock: bool) -> tuple[Group, bool]:
-    """The group row, and whether any member would be notified of an unassigned case."""
-    group, subscribed = s.execute(_routing_group_query(lock), {"group_id": group_id}).one()
-    return group, bool(subscribed)
+def _routing_of(s: Session, group_id: int) -> tuple[RoutingSettings, bool]:
+    """A group's routing settings, and whether any member would be told of an unassigned case.
+
+    One statement, on the columns alone: it runs for every new case, and most groups route
+    nothing (policy ``none``), so need no group object at all.
+    """
+    routing, subscribed = s.connection().execute(_routing_query(), {"group_id": group_id}).one()
+    return RoutingSettings.from_dict(routing), bool(subscribed)
 
 
 @functools.cache
-def _routing_group_query(lock: bool) -> Select[tuple[Group, bool]]:
-    # Built once per variant: it runs for every new case.
+def _routing_query() -> Select[tuple[Any, bool]]:
     from backend.services.notifications import group_has_subscribers
 
-    query = select(Group, group_has_subscribers(Group.id).label("subscribed")).where(
-        Group.id == bindparam("group_id")
+    groups = Group.__table__.c
+    return select(groups.routing, group_has_subscribers(groups.id).label("subscribed")).where(
+        groups.id == bindparam("group_id")
     )
-    if lock:
-        # FOR NO KEY UPDATE: a plain FOR UPDATE would also wait for the key-share lock that
-        # inserting a case into this group takes, and deadlock two concurrent case creations.
-        query = query.with_for_update(key_share=True, of=Group).execution_options(
-            populate_existing=True
-        )
-    return query
 
 
 def route_case(
@@ -304,13 +308,22 @@ def route_case(
     from backend.services.assignment import set_assignee
     from backend.services.notifications import notify_unassigned
 
-    group, subscribed = _routing_group(s, case.group_id, lock=False)
-    settings = RoutingSettings.of(group)
-    if s.info["store"].is_postgres and keeps_state(
-        settings, effective_policy(settings, group, deployment)[0]
-    ):
-        group, subscribed = _routing_group(s, case.group_id, lock=True)
-    decision = decide(s, ctx, group, deployment, exclude)
+    settings, subscribed = _routing_of(s, case.group_id)
+    policy, _ = effective_policy(settings, case.group_id, deployment)
+    if policy == "none":
+        decision = NO_ROUTING
+    else:
+        # FOR NO KEY UPDATE: a plain FOR UPDATE would also wait for the key-share lock that
+        # inserting a case into this group takes, and deadlock two concurrent case creations.
+        lock = s.info["store"].is_postgres and keeps_state(settings, policy)
+        group = s.get(
+            Group,
+            case.group_id,
+            with_for_update={"key_share": True} if lock else None,
+            populate_existing=lock,  # what the lock protects, read again under it
+        )
+        assert group is not None
+        decision = decide(s, ctx, group, deployment, exclude)
     reason = reason_prefix + decision.reason
     if decision.assignee is not None or case.assignee_id is not None:
         set_assignee(s, ctx, actor, case, decision.assignee, reason, policy=decision.policy)
