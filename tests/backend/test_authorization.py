@@ -365,3 +365,22 @@ def test_a_malformed_authorization_header_gets_401(api, world):
         response = api.client.get("/api/v1/me", headers={"Authorization": header})
         assert response.status_code == 401, header
         assert response.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_a_rotated_or_deactivated_key_opens_no_case(api, world):
+    # Opening a case checks the key inside the transaction that would store the case.
+    def open_with(key: str):
+        return api.post("/agent/cases", key, json={"source": "api"})
+
+    def case_count() -> int:
+        return len(api.get("/cases", world.admin_token).get_json()["cases"])
+
+    assert open_with(world.deployment_key).status_code == 201
+    rotated = api.post(f"/deployments/{world.deployment.id}/rotate-key", world.admin_token)
+    new_key = rotated.get_json()["key"]
+    assert open_with(world.deployment_key).status_code == 401
+    assert open_with(new_key).status_code == 201
+    api.patch(f"/deployments/{world.deployment.id}", world.admin_token, json={"active": False})
+    response = open_with(new_key)
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "unauthorized"
+    assert case_count() == 2

@@ -5,6 +5,12 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+from sqlalchemy import func, select
+
+from backend.models import Case, Event
+from backend.services.access import SYSTEM
+from backend.services.events import append_event
 from tests.conftest import open_case
 
 
@@ -129,3 +135,33 @@ def test_a_case_moved_to_another_group_is_announced_to_the_group_it_left(api, wo
     arrived = [e["type"] for e in feed(api, world.outsider_token, after=olga_cursor)["events"]]
     assert "case.edited" in arrived and "case.moved" not in arrived
     assert api.get(f"/cases/{code}", world.alice_token).status_code == 404
+
+
+def test_a_unit_of_works_events_are_written_at_its_commit_in_the_order_appended(
+    api, world, runtime
+):
+    code, _ = open_case(api, world)
+
+    def count_events() -> int:
+        with runtime.store.read() as s:
+            return s.scalar(select(func.count()).select_from(Event)) or 0
+
+    before = count_events()
+    with runtime.store.write() as s:
+        case = s.scalar(select(Case).where(Case.code == code))
+        for n in range(3):
+            append_event(s, runtime.context(), case, "case.edited", SYSTEM, {"fields": [f"f{n}"]})
+        assert count_events() == before  # nothing is written before the commit
+    events = feed(api, world.admin_token, after=0)["events"][-3:]
+    assert [e["data"]["fields"] for e in events] == [["f0"], ["f1"], ["f2"]]
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+
+
+def test_a_unit_of_work_that_fails_leaves_no_events(api, world, runtime):
+    code, _ = open_case(api, world)
+    before = feed(api, world.admin_token, after=0)["events"]
+    with pytest.raises(RuntimeError), runtime.store.write() as s:
+        case = s.scalar(select(Case).where(Case.code == code))
+        append_event(s, runtime.context(), case, "case.edited", SYSTEM, {"fields": ["x"]})
+        raise RuntimeError("the unit of work fails after appending")
+    assert feed(api, world.admin_token, after=0)["events"] == before

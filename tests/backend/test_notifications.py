@@ -227,3 +227,15 @@ def test_a_webhook_url_alone_is_enough_to_be_notified(api, world, runtime, recei
     assert deliver_due(runtime) == 1
     ((headers, _),) = receiver.requests
     assert headers["X-SOS-Signature"].startswith("sha256=")
+
+
+def test_only_a_change_that_queues_notifications_wakes_the_dispatcher(api, world, runtime):
+    # A look at the outbox costs a write transaction: a case nobody is told about (the
+    # common case) must not cause one, in this process or any other.
+    outbox, changes = runtime.outbox.version, runtime.signal.version
+    open_case(api, world)
+    assert runtime.signal.version > changes  # long-polls were woken
+    assert runtime.outbox.version == outbox
+    subscribe(api, world.bob_token, "http://127.0.0.1:9/hook")
+    open_case(api, world)
+    assert runtime.outbox.version == outbox + 1

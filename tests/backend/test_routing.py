@@ -6,8 +6,10 @@ from collections import Counter
 
 import pytest
 
+from backend.services.access import DeploymentInfo
 from backend.services.cases import NewCase, open_agent_case
 from backend.services.routing import escalate, within_schedule
+from tests.backend.test_claim_race import race
 from tests.conftest import open_case
 
 
@@ -49,11 +51,9 @@ def test_round_robin_is_fair_over_a_thousand_cases(runtime, world, seed, api):
     for token in (world.alice_token, world.bob_token, seed.token(carol)):
         be_active(api, token)  # dave never shows up: he is offline and must get nothing
     counts: Counter[str] = Counter()
+    deployment = DeploymentInfo.of(world.deployment)
     for _ in range(1000):
         with runtime.store.write() as s:
-            from backend.models import Deployment
-
-            deployment = s.get(Deployment, world.deployment.id)
             case, _, _ = open_agent_case(
                 s,
                 runtime.context(),
@@ -66,6 +66,39 @@ def test_round_robin_is_fair_over_a_thousand_cases(runtime, world, seed, api):
     assert dave.username not in counts and None not in counts
     assert sorted(counts) == ["alice", "bob", "carol"]
     assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def open_cases_at_once(app, world, count: int) -> list[str]:
+    """``count`` agents open a case in the same instant, each through its own session."""
+
+    def create(i: int) -> str:
+        response = app.test_client().post(
+            "/api/v1/agent/cases",
+            headers={"Authorization": f"Bearer {world.deployment_key}"},
+            json={"source": "sos_button", "device": {"device_id": f"pc-{i}"}},
+        )
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["case"]["code"]
+
+    return race(count, create)
+
+
+def test_round_robin_keeps_its_turns_when_cases_arrive_at_once(app, api, world, seed):
+    # Each decision must see the one before it (the group row is locked while deciding on
+    # PostgreSQL): otherwise concurrent cases read the same position and pile on one expert.
+    for name in ("carol", "dave"):
+        seed.user(name, groups=[world.group])
+    set_routing(api, world, policy="round_robin")
+    codes = open_cases_at_once(app, world, 16)
+    counts = Counter(assignee(api, world, code) for code in codes)
+    assert counts == {"alice": 4, "bob": 4, "carol": 4, "dave": 4}
+
+
+def test_a_cap_holds_when_cases_arrive_at_once(app, api, world):
+    set_routing(api, world, policy="least_active", max_open_cases=2)
+    codes = open_cases_at_once(app, world, 8)
+    counts = Counter(assignee(api, world, code) for code in codes)
+    assert counts == {"alice": 2, "bob": 2, None: 4}
 
 
 def test_least_active_picks_the_expert_with_fewest_open_cases(api, world):
