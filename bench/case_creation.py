@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 import requests
 from sqlalchemy import event, func, select
 
 from backend.models import Case
+from bench import cpu
 from bench.harness import Options, Result, ms
 from bench.load import LoadResult, run_load
 from bench.servers import (
@@ -51,7 +53,20 @@ def _case_body() -> dict[str, object]:
     }
 
 
-def _measure(server: ServerProcess, key: str, options: Options) -> dict[str, LoadResult]:
+def _meters(server: ServerProcess, kind: str) -> dict[str, Callable[[], float]]:
+    """CPU readers for the server's processes and, on PostgreSQL, the database server's."""
+    if not cpu.available() or server.process is None:
+        return {}
+    pid = server.process.pid
+    meters = {"server": lambda: cpu.tree_cpu(pid)}
+    if kind == "postgres":  # SQLite works inside the server's process
+        meters["database"] = lambda: cpu.named_cpu("postgres")
+    return meters
+
+
+def _measure(
+    server: ServerProcess, key: str, options: Options, kind: str
+) -> dict[str, LoadResult]:
     seconds, warmup = (3.0, 1.0) if options.quick else (10.0, 2.0)
     healthz = server.url + "/healthz"
     missing = server.url + "/api/v1/bench-no-such-route"
@@ -85,7 +100,13 @@ def _measure(server: ServerProcess, key: str, options: Options) -> dict[str, Loa
         ("create", post_case),
     )
     for label, send in sends:
-        results[label] = run_load(send, clients=CLIENTS, seconds=seconds, warmup=warmup)
+        results[label] = run_load(
+            send,
+            clients=CLIENTS,
+            seconds=seconds,
+            warmup=warmup,
+            meters=_meters(server, kind),
+        )
         options.say(f"{server.argv[2]} {label}: {results[label].summary()}")
     return results
 
@@ -102,6 +123,7 @@ def _result(config: str, runs: dict[str, LoadResult], created: int, work: list[s
         f"create ÷ config throughput {create.throughput / read.throughput:.2f}",
         f"latency ratio create ÷ healthz: p50 {create.p(50) / base.p(50):.1f}×, "
         f"p95 {create.p(95) / base.p(95):.1f}×",
+        *_cpu_budget(create, base),
         *work,
         f"cases in the database afterwards: {created:,} (warm-up included)",
     ]
@@ -119,6 +141,17 @@ def _result(config: str, runs: dict[str, LoadResult], created: int, work: list[s
         ratio >= TARGET and not errors,
         details,
     )
+
+
+def _cpu_budget(create: LoadResult, base: LoadResult) -> list[str]:
+    """What a request costs the whole machine: when CPU is what runs out, throughput follows."""
+    if not create.cpu:
+        return []
+    create_cpu, base_cpu = (sum(r.cpu_per_request().values()) for r in (create, base))
+    return [
+        f"CPU per request, server + database + clients: create {ms(create_cpu, 2)}, healthz "
+        f"{ms(base_cpu, 2)} (healthz ÷ create {base_cpu / create_cpu:.2f})"
+    ]
 
 
 def _count_cases(db: Database) -> int:
@@ -155,7 +188,7 @@ def work_per_request(db: Database, key: str, repeat: int = 100) -> list[str]:
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             event.remove(engine, "before_cursor_execute", count)
             lines.append(
-                f"{label}: {ms(cpu / repeat)} CPU ({ms(wall / repeat)} wall), "
+                f"{label}: {ms(cpu / repeat, 2)} CPU ({ms(wall / repeat, 2)} wall), "
                 f"{statements / repeat:.0f} SQL statements"
             )
     finally:
@@ -179,7 +212,7 @@ def run(options: Options) -> list[Result]:
             credentials = seed(db)
             port = free_port()
             with serving(ServerProcess(argv(port), db, port, "server")) as (server,):
-                runs = _measure(server, credentials.deployment_key, options)
+                runs = _measure(server, credentials.deployment_key, options, kind)
             work = work_per_request(db, credentials.deployment_key)
             results.append(_result(config, runs, _count_cases(db), work))
     return results

@@ -58,8 +58,8 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
+def ms(seconds: float, decimals: int = 1) -> str:
+    return f"{seconds * 1000:.{decimals}f} ms"
 
 
 # --- the machine ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import requests
@@ -26,6 +26,8 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     client_cpu: float = 0.0  # CPU seconds the benchmark process (the clients) used per second
+    # CPU seconds per second of other processes in the measuring window, by name (the server...)
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -41,16 +43,36 @@ class LoadResult:
     def errors(self, ok: set[int]) -> int:
         return sum(n for status, n in self.statuses.items() if status not in ok)
 
+    def cpu_per_request(self) -> dict[str, float]:
+        """CPU seconds per request, by who spent it (``client`` and the measured processes)."""
+        if not self.count:
+            return {}
+        per_second = {**self.cpu, "client": self.client_cpu}
+        return {name: cores / self.throughput for name, cores in per_second.items()}
+
     def summary(self) -> str:
+        work = ", ".join(f"{name} {ms(cpu, 2)}" for name, cpu in self.cpu_per_request().items())
         return (
             f"{self.throughput:.0f} req/s, p50 {ms(self.p(50))}, p95 {ms(self.p(95))}, "
             f"p99 {ms(self.p(99))} ({self.count} requests, statuses {dict(self.statuses)}, "
-            f"client CPU {self.client_cpu:.2f} cores)"
+            f"client CPU {self.client_cpu:.2f} cores; CPU per request: {work})"
         )
 
 
-def run_load(send: Send, *, clients: int, seconds: float, warmup: float) -> LoadResult:
-    """Drive ``send`` from ``clients`` threads for ``warmup + seconds``; measure the last part."""
+def run_load(
+    send: Send,
+    *,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    meters: Mapping[str, Callable[[], float]] | None = None,
+) -> LoadResult:
+    """Drive ``send`` from ``clients`` threads for ``warmup + seconds``; measure the last part.
+
+    ``meters`` read the CPU seconds used so far by other processes (the server, the database);
+    they are read at both ends of the measuring window.
+    """
+    meters = meters or {}
     start = threading.Event()
     lock = threading.Lock()
     samples: list[tuple[float, float, int]] = []
@@ -81,11 +103,13 @@ def run_load(send: Send, *, clients: int, seconds: float, warmup: float) -> Load
     start.set()
     time.sleep(warmup)
     cpu_before = time.process_time()
+    others_before = {name: read() for name, read in meters.items()}
     time.sleep(seconds)
     cpu = (time.process_time() - cpu_before) / seconds
+    others = {name: (read() - others_before[name]) / seconds for name, read in meters.items()}
     for thread in threads:
         thread.join(120)
-    result = LoadResult(seconds=seconds, client_cpu=cpu)
+    result = LoadResult(seconds=seconds, client_cpu=cpu, cpu=others)
     window = (began + warmup, began + warmup + seconds)
     for sent, latency, status in samples:
         if window[0] <= sent < window[1]:
