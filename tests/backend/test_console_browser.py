@@ -78,7 +78,8 @@ def log_in(page, username: str, password: str) -> None:
     page.get_by_label(re.compile("Password")).fill(password)
     page.get_by_role("button", name="Log in").click()
     try:
-        page.wait_for_url("**/console/queue")
+        # The queue page may already have put its filters in the address (?status=...).
+        page.wait_for_url(re.compile(r"/console/queue(\?.*)?$"))
     except Exception as exc:
         raise AssertionError(
             f"login did not reach the queue; page was:\n{page.content()[:3000]}"
