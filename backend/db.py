@@ -63,18 +63,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def insert_unless_conflict(session: Session, model: type[T], values: dict[str, Any]) -> T | None:
-    """Insert a ``model`` row unless it would break a unique constraint; None when skipped.
+@functools.cache
+def insert_unless_conflict(postgres: bool, table: Any) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` into ``table``, for PostgreSQL or SQLite.
 
-    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``: a conflict is no error, so no
-    savepoint is needed to carry on. The object returned is persistent in the session, built
-    from ``values`` and the columns' defaults without reading the row back.
+    A row that would break a unique constraint is skipped, not an error: with ``RETURNING``
+    the statement then returns no row, and no savepoint is needed to carry on. Built once per
+    table: constructing a statement costs more than executing its cached compiled form.
+    """
+    insert = postgresql.insert if postgres else sqlite.insert
+    return insert(table).on_conflict_do_nothing()
+
+
+def attach_inserted(session: Session, model: type[T], values: dict[str, Any], row_id: int) -> T:
+    """The ``model`` object of a row just inserted with ``values``, persistent in the session.
+
+    Built from the values and the columns' defaults, without reading the row back.
     """
     table = model.__table__  # type: ignore[attr-defined]
-    statement = _insert_unless_conflict(session.info["store"].is_postgres, table)
-    row_id = session.connection().execute(statement, values).scalar()
-    if row_id is None:
-        return None
     row = {column.key: _default(column) for column in table.columns}
     obj = model(**{**row, **values, "id": row_id})
     make_transient_to_detached(obj)  # as though just loaded: no pending changes
@@ -88,13 +94,6 @@ def _default(column: Any) -> Any:
         return None
     assert default.is_scalar, f"{column} needs its value given"
     return default.arg
-
-
-@functools.cache
-def _insert_unless_conflict(postgres: bool, table: Any) -> Any:
-    # Built once: constructing a statement costs more than executing its cached compiled form.
-    insert = postgresql.insert if postgres else sqlite.insert
-    return insert(table).on_conflict_do_nothing().returning(table.c.id)
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -11,7 +12,7 @@ from sqlalchemy import and_, false, func, insert, or_, select, union_all
 from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session, lazyload, selectinload
 
-from backend.db import insert_unless_conflict
+from backend.db import attach_inserted, insert_unless_conflict
 from backend.errors import AlreadyJoined, BadRequest, CaseFinal, NotFound, ValidationFailed
 from backend.models import Case, CaseToken, Group, User
 from backend.security import CASE_TOKEN_PREFIX, hash_secret, new_secret
@@ -24,7 +25,12 @@ from backend.services.access import (
 )
 from backend.services.context import Context
 from backend.services.events import append_event
-from backend.services.routing import route_case
+from backend.services.routing import (
+    ROUTING_GROUP,
+    GroupRouting,
+    group_routing_columns,
+    route_case,
+)
 from backend.services.status import CaseStatus, case_status, status_clause
 
 SOURCES = ("manual", "first_launch", "sos_button", "api")
@@ -60,8 +66,11 @@ def _insert_case(
     deployment_id: int | None = None,
     idempotency_key: str | None = None,
     topic: str | None = None,
-) -> Case | None:
-    """Insert a case under a fresh session code; None when the idempotency key is taken."""
+) -> tuple[Case, GroupRouting] | None:
+    """Insert a case under a fresh session code; None when the idempotency key is taken.
+
+    The same statement returns what routing needs of the case's group.
+    """
     values = {
         "group_id": group_id,
         "deployment_id": deployment_id,
@@ -74,14 +83,23 @@ def _insert_case(
         "customer_joined": source != "manual",
         **vars(details),
     }
+    statement = _case_insert(s.info["store"].is_postgres)
     for _attempt in range(10):
-        case = insert_unless_conflict(s, Case, {"code": generate_code(), **values})
-        if case is not None:
-            return case
+        values["code"] = generate_code()
+        row = s.connection().execute(statement, {**values, ROUTING_GROUP: group_id}).first()
+        if row is not None:
+            case = attach_inserted(s, Case, values, row.id)
+            return case, GroupRouting.from_columns(row.routing, row.subscribed)
         # A unique constraint stopped it: the idempotency key, or (rarely) the session code.
         if idempotency_key is not None and _find_idempotent(s, deployment_id, idempotency_key):
             return None
     raise RuntimeError("could not draw a free session code")  # pragma: no cover
+
+
+@functools.cache
+def _case_insert(postgres: bool) -> Any:
+    cases = Case.__table__
+    return insert_unless_conflict(postgres, cases).returning(cases.c.id, *group_routing_columns())
 
 
 def _find_idempotent(s: Session, deployment_id: int | None, key: str) -> Case | None:
@@ -115,7 +133,7 @@ def open_agent_case(
     Returns the case, a fresh case token and whether the case was created now. The insert
     comes first: a retry is rare, so it is found by its conflict rather than looked for.
     """
-    case = _insert_case(
+    inserted = _insert_case(
         s,
         ctx,
         group_id=_topic_group(deployment, topic),
@@ -125,13 +143,14 @@ def open_agent_case(
         idempotency_key=idempotency_key,
         topic=topic,
     )
-    if case is None:  # the key's first request (perhaps in another process) made the case
+    if inserted is None:  # the key's first request (perhaps in another process) made the case
         existing = _find_idempotent(s, deployment.id, idempotency_key or "")
         assert existing is not None
         return existing, issue_case_token(s, ctx, existing), False
+    case, routing = inserted
     actor = deployment_actor(deployment)
     append_event(s, ctx, case, "case.created", actor, {"source": source, "topic": topic})
-    route_case(s, ctx, case, actor, deployment=deployment)
+    route_case(s, ctx, case, actor, deployment=deployment, routing=routing)
     return case, issue_case_token(s, ctx, case), True
 
 
@@ -206,10 +225,11 @@ def create_manual_case(
             f"group {group_id} does not exist or is not one of yours",
             details=[{"field": "group_id", "message": "choose one of your groups"}],
         )
-    case = _insert_case(s, ctx, group_id=group_id, source="manual", details=details)
-    assert case is not None  # no idempotency key, so never a conflict that returns nothing
+    inserted = _insert_case(s, ctx, group_id=group_id, source="manual", details=details)
+    assert inserted is not None  # no idempotency key, so never a conflict that returns nothing
+    case, routing = inserted
     append_event(s, ctx, case, "case.created", principal.actor, {"source": "manual"})
-    route_case(s, ctx, case, principal.actor)
+    route_case(s, ctx, case, principal.actor, routing=routing)
     return case
 
 
