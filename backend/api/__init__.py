@@ -7,4 +7,4 @@ from flask import Blueprint
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # Importing the view modules registers their operations on ``bp``.
-from backend.api import accounts, agent, cases, feed, openapi  # noqa: E402, F401
+from backend.api import accounts, agent, cases, deployments, feed, openapi  # noqa: E402, F401

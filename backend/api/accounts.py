@@ -1,4 +1,4 @@
-"""Accounts and administration: tokens, one's own profile, users, groups, deployments."""
+"""Accounts and administration: tokens, one's own profile, users and groups."""
 
 from __future__ import annotations
 
@@ -9,17 +9,16 @@ from backend.api import bp
 from backend.api import schemas as sc
 from backend.api.framework import operation
 from backend.api.runtime import runtime
-from backend.api.serialize import deployment_out, group_out, token_out, user_out
+from backend.api.serialize import group_out, token_out, user_out
 from backend.errors import Forbidden, NotFound
-from backend.models import Deployment, Group, User
+from backend.models import Group, User
 from backend.ratelimit import limit_login_attempts
-from backend.services import accounts, deployments
+from backend.services import accounts
 from backend.services.access import Principal
 from backend.services.routing import configure_routing
 
 USER = "/users/<int(max=2147483647):user_id>"
 GROUP = "/groups/<int(max=2147483647):group_id>"
-DEPLOYMENT = "/deployments/<int(max=2147483647):deployment_id>"
 
 
 # ---- tokens and profile ----------------------------------------------------------------------
@@ -353,100 +352,3 @@ def remove_member(principal: Principal, group_id: int, user_id: int):
     with runtime().store.write() as s:
         accounts.remove_member(s, group_id, user_id)
     return None, 204
-
-
-# ---- deployments -------------------------------------------------------------------------------
-
-
-@operation(
-    bp,
-    "/deployments",
-    summary="Registered branded agents",
-    callers=("admin",),
-    responses={200: sc.DeploymentList},
-    tags=("admin",),
-)
-def list_deployments(principal: Principal) -> sc.DeploymentList:
-    with runtime().store.read() as s:
-        rows = s.scalars(select(Deployment).order_by(Deployment.name))
-        return sc.DeploymentList(deployments=[deployment_out(d) for d in rows])
-
-
-@operation(
-    bp,
-    "/deployments",
-    "POST",
-    summary="Register a branded agent (key shown once)",
-    callers=("admin",),
-    body=sc.DeploymentCreate,
-    responses={201: sc.DeploymentCreated},
-    tags=("admin",),
-)
-def create_deployment(principal: Principal, body: sc.DeploymentCreate):
-    rt = runtime()
-    with rt.store.write() as s:
-        deployment, key = deployments.create_deployment(
-            s,
-            rt.context(),
-            name=body.name,
-            group_id=body.group_id,
-            default_assignee_id=body.default_assignee_id,
-            customer_fields=list(dict.fromkeys(body.customer_fields)),
-            policy=body.policy,
-            topics=[t.model_dump() for t in body.topics],
-        )
-        out = sc.DeploymentCreated(deployment=deployment_out(deployment), key=key)
-    return out, 201, {"Location": url_for("api.get_deployment", deployment_id=out.deployment.id)}
-
-
-@operation(
-    bp,
-    DEPLOYMENT,
-    summary="A deployment",
-    callers=("admin",),
-    responses={200: sc.DeploymentOut},
-    tags=("admin",),
-)
-def get_deployment(principal: Principal, deployment_id: int) -> sc.DeploymentOut:
-    with runtime().store.read() as s:
-        return deployment_out(deployments.get_deployment(s, deployment_id))
-
-
-@operation(
-    bp,
-    DEPLOYMENT,
-    "PATCH",
-    summary="Change a deployment",
-    callers=("admin",),
-    body=sc.DeploymentPatch,
-    responses={200: sc.DeploymentOut},
-    tags=("admin",),
-)
-def patch_deployment(
-    principal: Principal, deployment_id: int, body: sc.DeploymentPatch
-) -> sc.DeploymentOut:
-    changes = body.model_dump(exclude_unset=True)
-    changes = {k: v for k, v in changes.items() if v is not None or k == "default_assignee_id"}
-    if "customer_fields" in changes:
-        changes["customer_fields"] = list(dict.fromkeys(changes["customer_fields"]))
-    if "policy" in body.model_fields_set:
-        changes["policy"] = body.policy
-    with runtime().store.write() as s:
-        deployment = deployments.get_deployment(s, deployment_id)
-        return deployment_out(deployments.update_deployment(s, deployment, changes))
-
-
-@operation(
-    bp,
-    DEPLOYMENT + "/rotate-key",
-    "POST",
-    summary="Replace the key (shown once)",
-    callers=("admin",),
-    responses={200: sc.DeploymentCreated},
-    tags=("admin",),
-)
-def rotate_deployment_key(principal: Principal, deployment_id: int) -> sc.DeploymentCreated:
-    with runtime().store.write() as s:
-        deployment = deployments.get_deployment(s, deployment_id)
-        key = deployments.rotate_key(s, deployment)
-        return sc.DeploymentCreated(deployment=deployment_out(deployment), key=key)

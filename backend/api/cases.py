@@ -12,16 +12,10 @@ from backend.api.runtime import runtime
 from backend.api.serialize import case_for, case_out, event_out, message_out
 from backend.services import assignment, conversation, presence
 from backend.services.access import Principal
-from backend.services.cases import (
-    CaseFilter,
-    NewCase,
-    create_manual_case,
-    delete_case,
-    edit_case,
-    list_cases,
-)
+from backend.services.cases import NewCase, create_manual_case, delete_case, edit_case
 from backend.services.cases import get_case as find_case
 from backend.services.events import case_history
+from backend.services.queue import CaseFilter, list_cases
 from backend.services.status import CaseStatus
 
 CASE = "/cases/<code>"
