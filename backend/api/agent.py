@@ -64,7 +64,7 @@ def agent_config(principal: Principal) -> sc.AgentConfigOut:
         "same key returns the first case and creates nothing."
     },
     tags=("agent",),
-    unit_of_work=True,  # the busiest write: the key's check and the case share a transaction
+    unit_of_work=True,  # the busiest write: the key is checked where the case is stored
 )
 @limit_case_creation
 def agent_open_case(principal: Principal, body: sc.AgentCaseCreate, unit: Session):
@@ -97,19 +97,17 @@ def agent_open_case(principal: Principal, body: sc.AgentCaseCreate, unit: Sessio
         "case again (with a fresh case token) instead of 409 already_joined."
     },
     tags=("agent",),
+    unit_of_work=True,  # like opening a case: the key is checked where the join is stored
 )
-def agent_join(principal: Principal, body: sc.AgentJoin) -> sc.AgentCaseOut:
-    rt = runtime()
-    key = idempotency_key()
-    ctx = rt.context()
+def agent_join(principal: Principal, body: sc.AgentJoin, unit: Session) -> sc.AgentCaseOut:
+    ctx = runtime().context()
     assert principal.deployment is not None
-    with rt.store.write() as s:
-        case, token = join_manual_case(
-            s,
-            ctx,
-            principal.deployment,
-            body.code,
-            new_case_details(body.customer, None, body.device),
-            join_key=key,
-        )
-        return sc.AgentCaseOut(case=customer_case_out(case, ctx), case_token=token)
+    case, token = join_manual_case(
+        unit,
+        ctx,
+        principal.deployment,
+        body.code,
+        new_case_details(body.customer, None, body.device),
+        join_key=idempotency_key(),
+    )
+    return sc.AgentCaseOut(case=customer_case_out(case, ctx), case_token=token)
