@@ -81,19 +81,20 @@ def attach_inserted(session: Session, model: type[T], values: dict[str, Any], ro
     Built from the values and the columns' defaults, without reading the row back.
     """
     table = model.__table__  # type: ignore[attr-defined]
-    row = {column.key: _default(column) for column in table.columns}
-    obj = model(**{**row, **values, "id": row_id})
+    obj = model(**{**_defaults(table), **values, "id": row_id})
     make_transient_to_detached(obj)  # as though just loaded: no pending changes
     session.add(obj)
     return obj
 
 
-def _default(column: Any) -> Any:
-    default = column.default
-    if default is None:
-        return None
-    assert default.is_scalar, f"{column} needs its value given"
-    return default.arg
+@functools.cache
+def _defaults(table: Any) -> dict[str, Any]:
+    """Each column's value when an insert does not give one: its scalar default, or None."""
+    defaults = {}
+    for column in table.columns:
+        assert column.default is None or column.default.is_scalar, f"{column} needs a value"
+        defaults[column.key] = None if column.default is None else column.default.arg
+    return defaults
 
 
 @functools.cache
