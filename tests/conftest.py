@@ -17,7 +17,7 @@ from backend.clock import FakeClock
 from backend.models import Base, Deployment, Group, User
 from backend.services import accounts, deployments
 from backend.settings import Settings
-from tests.support.databases import private_postgres
+from tests.support.databases import DATABASES, private_postgres
 
 
 @pytest.fixture(autouse=True)
@@ -34,14 +34,14 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.sqlite3'}"
     return request.getfixturevalue("postgres_url")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def empty_database_url(request, tmp_path: Path) -> Iterator[str]:
     """A database with no tables at all: a new SQLite file or a new PostgreSQL schema."""
     if request.param == "sqlite":

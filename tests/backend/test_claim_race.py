@@ -22,7 +22,7 @@ from backend.app import create_app
 from backend.services import accounts
 from backend.settings import Settings
 from tests.conftest import open_case
-from tests.support.databases import private_postgres
+from tests.support.databases import DATABASES, database_for_servers
 from tests.support.live import LiveBackend, free_port, start_backend
 
 THREADS = 16
@@ -202,15 +202,9 @@ def seed_claimers(server: LiveBackend, count: int) -> list[str]:
     return tokens
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=DATABASES)
 def server_database(request) -> Iterator[str | None]:
-    """None: the first server's SQLite file; else a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield None
-        return
-    with private_postgres() as url:
+    with database_for_servers(request.param) as url:  # SQLite: the first server's file
         yield url
 
 

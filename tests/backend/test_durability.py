@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.databases import private_postgres
+from tests.support.databases import DATABASES, database_for_servers
 from tests.support.live import LiveBackend, start_backend
 
 CLIENTS = 4
@@ -47,13 +47,9 @@ class Sent:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def server_database(request) -> Iterator[str | None]:
-    """None: a SQLite file in the server's instance folder; else a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield None
-        return
-    with private_postgres() as url:
+    with database_for_servers(request.param) as url:
         yield url
 
 

@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# The databases a parametrised fixture runs on; the PostgreSQL ones carry the "postgres" mark.
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def in_ci() -> bool:
@@ -59,3 +61,14 @@ def drop_postgres_schema(schema: str) -> None:
     with engine.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
+
+
+@contextmanager
+def database_for_servers(kind: str) -> Iterator[str | None]:
+    """What to point a server process at: None for SQLite (the server makes its file in its
+    instance folder), else the URL of a new private PostgreSQL schema."""
+    if kind == "sqlite":
+        yield None
+        return
+    with private_postgres() as url:
+        yield url
