@@ -47,6 +47,18 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "backend.queue_cli", *args]
 
 
+# Like a terminal's foreground job: Ctrl-C raises KeyboardInterrupt even when the test run
+# itself was started in the background, where SIGINT is ignored and children inherit that.
+INTERACTIVE = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'sos-queue'; runpy.run_module('backend.queue_cli', run_name='__main__')"
+)
+
+
+def interactive_command(*args: str) -> list[str]:
+    return [sys.executable, "-c", INTERACTIVE, *args]
+
+
 def sos_queue(home: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command(*args),
@@ -319,7 +331,7 @@ class Watch:
         if path:
             env["PATH"] = path + os.pathsep + env.get("PATH", "")
         self.process = subprocess.Popen(
-            command("watch", *args),
+            interactive_command("watch", *args),
             env=env,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
