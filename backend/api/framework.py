@@ -117,9 +117,7 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
         raise _validation_failed(exc, "query parameter") from None
 
 
-def authenticate(
-    callers: tuple[CallerKind, ...], unit: Session | None = None
-) -> Principal | None:
+def authenticate(callers: tuple[CallerKind, ...], unit: Session | None = None) -> Principal | None:
     """Find the caller from a bearer secret or the console's session cookie.
 
     Reads in ``unit`` when the operation runs in one unit of work, else in a read of its own.
@@ -211,26 +209,39 @@ def operation(
             tags=tags,
         )
 
-        def call(path_args: dict[str, Any], unit: Session | None) -> Response:
-            principal = authenticate(callers, unit)
-            g.principal = principal
-            kwargs: dict[str, Any] = dict(path_args)
-            if unit is not None:
-                kwargs["unit"] = unit
+        def arguments() -> dict[str, Any]:
+            kwargs: dict[str, Any] = {}
             if query is not None:
                 kwargs["query"] = parse_query(query)
             elif request.args:
                 raise BadRequest(f"this call takes no query parameters: {', '.join(request.args)}")
             if body is not None:
                 kwargs["body"] = parse_body(body)
-            return render(func(principal, **kwargs))
+            return kwargs
+
+        def call(path_args: dict[str, Any]) -> Response:
+            principal = authenticate(callers)
+            g.principal = principal
+            return render(func(principal, **path_args, **arguments()))
+
+        def call_in_unit(path_args: dict[str, Any]) -> Response:
+            # The unit's transaction is the only writer on SQLite: validation and rendering
+            # happen outside it. A bad request still answers 401/403 before 400, as elsewhere.
+            try:
+                parsed: dict[str, Any] | SOSError = arguments()
+            except SOSError as exc:
+                parsed = exc
+            with current_app.extensions["sos"].store.write() as unit:
+                principal = authenticate(callers, unit)
+                g.principal = principal
+                if isinstance(parsed, SOSError):
+                    raise parsed
+                result = func(principal, **path_args, **parsed, unit=unit)
+            return render(result)
 
         @functools.wraps(func)
         def view(**path_args: Any) -> Response:
-            if not unit_of_work:
-                return call(path_args, None)
-            with current_app.extensions["sos"].store.write() as unit:
-                return call(path_args, unit)
+            return call_in_unit(path_args) if unit_of_work else call(path_args)
 
         # Every API call counts against its bearer token's limit; views may declare more.
         rate_limited(CALLS_PER_TOKEN)(view)

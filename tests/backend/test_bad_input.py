@@ -65,6 +65,26 @@ def test_malformed_json_is_refused_as_invalid_json_and_opens_no_case(api, world,
     assert_error(response, 400, "invalid_json")
 
 
+@pytest.mark.parametrize("path", ["/agent/cases", "/agent/join"])
+@pytest.mark.parametrize(
+    ("caller", "status", "code"),
+    [
+        (None, 401, "unauthorized"),
+        ("sosd_not-a-key", 401, "unauthorized"),
+        ("alice", 403, "forbidden"),
+        ("deployment", 400, "invalid_json"),
+    ],
+)
+def test_who_calls_is_checked_before_what_they_sent(
+    api, world, unchanged, path, caller, status, code
+):
+    # The agent's endpoints validate the body before their unit of work begins; a stranger
+    # still learns only that the credentials are wrong, not what a valid body looks like.
+    token = {"alice": world.alice_token, "deployment": world.deployment_key}.get(caller, caller)
+    unchanged()
+    assert_error(raw_post(api, path, token, b'{"source": '), status, code)
+
+
 @pytest.mark.parametrize("data", [b"[]", b'"text"', b"null", b"42"])
 def test_json_that_is_not_an_object_is_a_validation_error(api, world, unchanged, data):
     unchanged()
