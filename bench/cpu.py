@@ -30,19 +30,41 @@ def _all() -> dict[int, tuple[str, int, float]]:
     return found
 
 
-def tree_cpu(root: int) -> float:
-    """CPU seconds used so far by ``root`` and its live descendants."""
-    processes = _all()
+def _tree(root: int, processes: dict[int, tuple[str, int, float]]) -> list[int]:
+    """``root`` and its live descendants."""
     children: dict[int, list[int]] = {}
     for pid, (_, parent, _) in processes.items():
         children.setdefault(parent, []).append(pid)
-    total, todo = 0.0, [root]
+    found, todo = [], [root]
     while todo:
         pid = todo.pop()
         if pid in processes:
-            total += processes[pid][2]
+            found.append(pid)
         todo.extend(children.get(pid, []))
-    return total
+    return found
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds used so far by ``root`` and its live descendants."""
+    processes = _all()
+    return sum(processes[pid][2] for pid in _tree(root, processes))
+
+
+def tree_context_switches(root: int) -> float:
+    """Context switches so far of every thread of ``root`` and its live descendants.
+
+    Threads that wait for each other (a lock, the GIL) switch far more often than threads
+    that each have their own work, so the count per request shows contention.
+    """
+    total = 0
+    for pid in _tree(root, _all()):
+        for status in Path(f"/proc/{pid}/task").glob("*/status"):
+            try:
+                lines = status.read_text().splitlines()
+            except OSError:
+                continue  # the thread ended
+            total += sum(int(line.split()[1]) for line in lines if "ctxt_switches" in line)
+    return float(total)
 
 
 def named_cpu(prefix: str) -> float:

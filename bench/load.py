@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 
@@ -28,6 +29,8 @@ class LoadResult:
     client_cpu: float = 0.0  # CPU seconds the benchmark process (the clients) used per second
     # CPU seconds per second of other processes in the measuring window, by name (the server...)
     cpu: dict[str, float] = field(default_factory=dict)
+    # Other counters read at both ends of the window (context switches...), per second
+    rates: dict[str, float] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -42,6 +45,10 @@ class LoadResult:
 
     def errors(self, ok: set[int]) -> int:
         return sum(n for status, n in self.statuses.items() if status not in ok)
+
+    def per_request(self, counter: str) -> float:
+        """How much of ``counter`` (one of ``rates``) a request accounted for."""
+        return self.rates[counter] / self.throughput if self.count else 0.0
 
     def cpu_per_request(self) -> dict[str, float]:
         """CPU seconds per request, by who spent it (``client`` and the measured processes)."""
@@ -59,6 +66,42 @@ class LoadResult:
         )
 
 
+def combined(parts: list[LoadResult]) -> LoadResult:
+    """One result of several measuring windows, as though they were one long window."""
+    seconds = sum(part.seconds for part in parts)
+    result = LoadResult(seconds=seconds)
+    for part in parts:
+        weight = part.seconds / seconds
+        result.latencies.extend(part.latencies)
+        result.statuses.update(part.statuses)
+        result.client_cpu += part.client_cpu * weight
+        for name, value in part.cpu.items():
+            result.cpu[name] = result.cpu.get(name, 0.0) + value * weight
+        for name, value in part.rates.items():
+            result.rates[name] = result.rates.get(name, 0.0) + value * weight
+    return result
+
+
+def run_rounds(
+    sends: Mapping[str, Send],
+    *,
+    rounds: int,
+    report: Callable[[str], None] = lambda _: None,
+    **load: Any,
+) -> dict[str, list[LoadResult]]:
+    """Run each of ``sends`` in turn, ``rounds`` times over, each time with ``run_load(**load)``.
+
+    Interleaving keeps a drift in the machine's speed (other guests of a shared host) from
+    landing on one workload only: what is compared was measured over the same stretch of time.
+    """
+    results: dict[str, list[LoadResult]] = {label: [] for label in sends}
+    for round_ in range(1, rounds + 1):
+        for label, send in sends.items():
+            results[label].append(run_load(send, **load))
+            report(f"round {round_}/{rounds} {label}: {results[label][-1].summary()}")
+    return results
+
+
 def run_load(
     send: Send,
     *,
@@ -66,13 +109,14 @@ def run_load(
     seconds: float,
     warmup: float,
     meters: Mapping[str, Callable[[], float]] | None = None,
+    counters: Mapping[str, Callable[[], float]] | None = None,
 ) -> LoadResult:
     """Drive ``send`` from ``clients`` threads for ``warmup + seconds``; measure the last part.
 
-    ``meters`` read the CPU seconds used so far by other processes (the server, the database);
-    they are read at both ends of the measuring window.
+    ``meters`` read the CPU seconds used so far by other processes (the server, the database),
+    ``counters`` any other running total; all are read at both ends of the measuring window.
     """
-    meters = meters or {}
+    meters = {**(meters or {}), **(counters or {})}
     start = threading.Event()
     lock = threading.Lock()
     samples: list[tuple[float, float, int]] = []
@@ -109,7 +153,9 @@ def run_load(
     others = {name: (read() - others_before[name]) / seconds for name, read in meters.items()}
     for thread in threads:
         thread.join(120)
-    result = LoadResult(seconds=seconds, client_cpu=cpu, cpu=others)
+    result = LoadResult(seconds=seconds, client_cpu=cpu)
+    for name, rate in others.items():
+        (result.rates if counters and name in counters else result.cpu)[name] = rate
     window = (began + warmup, began + warmup + seconds)
     for sent, latency, status in samples:
         if window[0] <= sent < window[1]:
