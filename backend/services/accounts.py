@@ -237,13 +237,54 @@ DEPLOYMENT_BY_KEY = select(
 ).where(_deployments.key_hash == bindparam("digest"), _deployments.active.is_(True))
 
 
+# Every expert request starts with one of these: the user's columns and, one row each, the
+# groups they belong to (none: one row with a NULL group), in one statement without the ORM.
+_users, _tokens, _members = User.__table__.c, ApiToken.__table__.c, Membership.__table__.c
+_USER_AND_GROUPS = (
+    select(
+        _users.id,
+        _users.username,
+        _users.display_name,
+        _users.role,
+        _users.last_seen_at,
+        _members.group_id,
+    )
+    .select_from(User.__table__)
+    .outerjoin(Membership.__table__, _members.user_id == _users.id)
+    .where(_users.active.is_(True))
+)
+USER_BY_TOKEN = (
+    _USER_AND_GROUPS.add_columns(_tokens.id.label("token_id"))
+    .join(ApiToken.__table__, _tokens.user_id == _users.id)
+    .where(_tokens.token_hash == bindparam("digest"))
+)
+USER_BY_ID = _USER_AND_GROUPS.where(_users.id == bindparam("user_id"))
+
+
+def _user_principal(rows: list[Any], token_id: int | None = None) -> Principal | None:
+    if not rows:
+        return None
+    user = rows[0]
+    return Principal(
+        kind="user",
+        token_id=token_id,
+        last_seen_at=user.last_seen_at,
+        user_id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        group_ids=frozenset(row.group_id for row in rows if row.group_id is not None),
+    )
+
+
 def resolve_secret(s: Session, ctx: Context, secret: str) -> Principal:
     """Turn a bearer secret into a principal; 401 when it is unknown or revoked."""
     digest = hash_secret(secret)
     if secret.startswith(USER_TOKEN_PREFIX):
-        token = s.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-        if token is not None and token.user.active:
-            return Principal.for_user(token.user, token_id=token.id)
+        rows = s.connection().execute(USER_BY_TOKEN, {"digest": digest}).all()
+        principal = _user_principal(rows, token_id=rows[0].token_id if rows else None)
+        if principal is not None:
+            return principal
     elif secret.startswith(CASE_TOKEN_PREFIX):
         case_id = s.scalar(select(CaseToken.case_id).where(CaseToken.token_hash == digest))
         if case_id is not None:
@@ -256,7 +297,7 @@ def resolve_secret(s: Session, ctx: Context, secret: str) -> Principal:
 
 
 def principal_for_user_id(s: Session, ctx: Context, user_id: int) -> Principal:
-    user = s.get(User, user_id)
-    if user is None or not user.active:
+    principal = _user_principal(s.connection().execute(USER_BY_ID, {"user_id": user_id}).all())
+    if principal is None:  # deleted or deactivated since the session began
         raise Unauthorized("your session has ended; log in again")
-    return Principal.for_user(user)
+    return principal

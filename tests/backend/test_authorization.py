@@ -23,6 +23,8 @@ import pytest
 
 import backend.api  # noqa: F401 - importing the API registers every operation
 from backend.api.framework import OPERATIONS, Operation
+from backend.errors import Unauthorized
+from backend.services import accounts
 from tests.conftest import open_case
 
 # Kinds of caller, and the principal kind their credential resolves to.
@@ -384,3 +386,57 @@ def test_a_rotated_or_deactivated_key_opens_no_case(api, world):
     response = open_with(new_key)
     assert response.status_code == 401 and response.get_json()["error"]["code"] == "unauthorized"
     assert case_count() == 2
+
+
+# ---- who a secret or a console session stands for ----------------------------------------------
+
+
+def _principal(runtime, *, secret: str | None = None, user_id: int | None = None):
+    with runtime.store.read() as s:
+        if secret is not None:
+            return accounts.resolve_secret(s, runtime.context(), secret)
+        return accounts.principal_for_user_id(s, runtime.context(), user_id)
+
+
+def test_a_user_token_stands_for_its_user_and_exactly_their_groups(runtime, seed, world):
+    third = seed.group("Field service")
+    carol = seed.user("carol", groups=[world.group, third])
+    nobody = seed.user("nadia")
+    for user, token, groups in (
+        (carol, seed.token(carol), {world.group.id, third.id}),
+        (world.alice, world.alice_token, {world.group.id}),
+        (nobody, seed.token(nobody), set()),
+        (world.admin, world.admin_token, set()),
+    ):
+        for principal in (_principal(runtime, secret=token), _principal(runtime, user_id=user.id)):
+            assert (principal.kind, principal.user_id, principal.username) == (
+                "user",
+                user.id,
+                user.username,
+            )
+            assert principal.group_ids == groups
+            assert principal.role == user.role and principal.display_name == user.display_name
+        assert _principal(runtime, secret=token).token_id is not None
+        assert _principal(runtime, user_id=user.id).token_id is None
+
+
+def test_a_membership_change_applies_to_the_next_request(runtime, world, api):
+    with runtime.store.write() as s:
+        accounts.add_member(s, world.other_group.id, world.alice.id)
+    assert _principal(runtime, secret=world.alice_token).group_ids == {
+        world.group.id,
+        world.other_group.id,
+    }
+    with runtime.store.write() as s:
+        accounts.remove_member(s, world.group.id, world.alice.id)
+    assert _principal(runtime, user_id=world.alice.id).group_ids == {world.other_group.id}
+    code, _ = open_case(api, world)  # in the group she has just left
+    assert api.get(f"/cases/{code}", world.alice_token).status_code == 404
+
+
+def test_a_deactivated_user_has_neither_token_nor_console_session(runtime, world, api):
+    api.patch(f"/users/{world.bob.id}", world.admin_token, json={"active": False})
+    with pytest.raises(Unauthorized):
+        _principal(runtime, secret=world.bob_token)
+    with pytest.raises(Unauthorized, match="session has ended"):
+        _principal(runtime, user_id=world.bob.id)
