@@ -59,7 +59,7 @@ class FeedEvent:
     created_at: datetime
 
 
-_COLUMNS = (
+FEED_COLUMNS = (  # what a FeedEvent holds, in its order
     Event.id,
     Event.case_id,
     Event.case_code,
@@ -161,7 +161,7 @@ class FeedCache:
             with self._store.read() as s:
                 self.reads += 1
                 rows = s.execute(
-                    select(*_COLUMNS)
+                    select(*FEED_COLUMNS)
                     .where(Event.id > old.top)
                     .order_by(Event.id)
                     .limit(self.capacity)
@@ -171,7 +171,8 @@ class FeedCache:
             # A burst larger than the cache since the last read: start again from the newest.
         with self._store.read() as s:
             self.reads += 1
-            rows = s.execute(select(*_COLUMNS).order_by(Event.id.desc()).limit(self.prime)).all()
+            newest = select(*FEED_COLUMNS).order_by(Event.id.desc()).limit(self.prime)
+            rows = s.execute(newest).all()
         events = [FeedEvent(*row) for row in reversed(rows)]
         # Fewer rows than asked for: the cache holds the whole log.
         floor = events[0].id - 1 if len(events) == self.prime else 0

@@ -9,44 +9,97 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from backend.db import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
 
+class _Waiter:
+    """One thread waiting for the version to move past ``seen``; released to wake it."""
+
+    __slots__ = ("seen", "lock")
+
+    def __init__(self, seen: int) -> None:
+        self.seen = seen
+        self.lock = threading.Lock()
+        self.lock.acquire()
+
+
 class ChangeSignal:
-    """A counter that goes up on every change, with waiting for it to move."""
+    """A counter that goes up on every change, with waiting for it to move.
+
+    Waiters are woken one after another, not all at once: a change wakes the first waiter it
+    concerns, and each woken waiter wakes the next when its turn ends (:meth:`turn`). Fifty
+    long-polls woken together would all fight for the interpreter and the feed cache at once;
+    in turns, the first refreshes the cache and each of the others takes its answer from it
+    while the one before sends its own.
+    """
 
     def __init__(self) -> None:
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
         self._version = 0
+        self._queue: deque[_Waiter] = deque()
         self._waiting = 0
 
     @property
     def version(self) -> int:
-        with self._condition:
+        with self._lock:
             return self._version
 
     @property
     def waiting(self) -> int:
         """How many threads are waiting right now (for tests and diagnostics)."""
-        with self._condition:
+        with self._lock:
             return self._waiting
 
     def notify(self) -> None:
-        with self._condition:
+        with self._lock:
             self._version += 1
-            self._condition.notify_all()
+            self._wake_next()
 
     def wait(self, seen_version: int, timeout: float) -> bool:
         """Wait until the version moves past ``seen_version``; False on time-out."""
-        with self._condition:
-            self._waiting += 1
-            try:
-                return self._condition.wait_for(lambda: self._version != seen_version, timeout)
-            finally:
+        with self.turn(seen_version, timeout) as moved:
+            return moved
+
+    @contextmanager
+    def turn(self, seen_version: int, timeout: float) -> Iterator[bool]:
+        """Wait as :meth:`wait` does; the next waiter is woken when the ``with`` block ends."""
+        with self._lock:
+            if self._version != seen_version:
+                waiter = None
+            else:
+                waiter = _Waiter(seen_version)
+                self._queue.append(waiter)
+                self._waiting += 1
+        woken = waiter is None or waiter.lock.acquire(timeout=timeout)
+        with self._lock:
+            if waiter is not None:
                 self._waiting -= 1
+                if not woken:
+                    try:
+                        self._queue.remove(waiter)
+                    except ValueError:  # chosen to wake just as it timed out: its turn came
+                        woken = True
+            moved = self._version != seen_version
+        try:
+            yield moved
+        finally:
+            if woken:
+                with self._lock:
+                    self._wake_next()
+
+    def _wake_next(self) -> None:
+        """Wake the first queued waiter the current version concerns (the lock is held)."""
+        for waiter in self._queue:
+            if waiter.seen != self._version:
+                self._queue.remove(waiter)
+                waiter.lock.release()
+                return
 
 
 class PostgresListener:

@@ -40,16 +40,19 @@ def events_feed(principal: Principal, query: sc.FeedQuery) -> sc.Feed:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        woken = rt.signal.wait(seen, min(remaining, rt.settings.feed_poll_interval))
         # Woken: a snapshot taken after the change that woke us, shared with every other
-        # waiter. Not woken (the fallback poll, for lost notifications): one read from now on.
-        result = rt.feed_cache.events_after(
-            principal,
-            scanned,
-            query.limit,
-            min_version=seen + 1 if woken else seen,
-            not_before=None if woken else time.monotonic(),
-        )
+        # waiter. Not woken (the fallback poll, for changes whose wake-up was lost): a snapshot
+        # read since this wait began, so the waiters that time out together share one read.
+        # The next waiter's turn comes once this one has its events (see ChangeSignal).
+        waiting_since = time.monotonic()
+        with rt.signal.turn(seen, min(remaining, rt.settings.feed_poll_interval)) as woken:
+            result = rt.feed_cache.events_after(
+                principal,
+                scanned,
+                query.limit,
+                min_version=seen + 1 if woken else seen,
+                not_before=None if woken else waiting_since,
+            )
         if result is None:  # older than what the cache holds: a client catching up
             found, seen, scanned = _read_database(rt, principal, scanned, query.limit)
         else:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import ColumnElement, Row, false, true
+from sqlalchemy import ColumnElement, Row, bindparam, false, true
 
 from backend.errors import Forbidden
 from backend.models import Case, Deployment, Event, User
@@ -68,6 +68,12 @@ class DeploymentInfo:
             default_assignee_id=deployment.default_assignee_id,
             topics=tuple(Topic(t["name"], t["group_id"]) for t in deployment.topics or []),
         )
+
+
+_ALL_EVENTS = true()
+_NO_EVENTS = false()
+_GROUPS_EVENTS = Event.group_id.in_(bindparam("scope_group_ids", expanding=True))
+_CASE_EVENTS = Event.case_id == bindparam("scope_case_id")
 
 
 @dataclass(frozen=True)
@@ -139,15 +145,18 @@ class Principal:
             return Case.id == self.case_id
         return false()
 
-    def event_scope(self) -> ColumnElement[bool]:
-        """SQL condition limiting feed events to those this caller may see."""
+    def event_scope(self) -> tuple[ColumnElement[bool], dict[str, Any]]:
+        """SQL condition limiting feed events to those this caller may see, and its parameters.
+
+        The conditions are built once (every long-poll runs one), the caller's values bound.
+        """
         if self.is_admin:
-            return true()
-        if self.kind == "user":
-            return Event.group_id.in_(self.group_ids) if self.group_ids else false()
+            return _ALL_EVENTS, {}
+        if self.kind == "user" and self.group_ids:
+            return _GROUPS_EVENTS, {"scope_group_ids": sorted(self.group_ids)}
         if self.kind == "case":
-            return Event.case_id == self.case_id
-        return false()
+            return _CASE_EVENTS, {"scope_case_id": self.case_id}
+        return _NO_EVENTS, {}
 
     def can_see_event(self, event: ScopedEvent) -> bool:
         """In memory, the same rule as :meth:`event_scope` (the feed's shared cache uses it).

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from backend.feedcache import FEED_COLUMNS, FeedEvent
 from backend.models import Case, Event
 from backend.services.access import Actor, Principal
 from backend.services.context import Context
@@ -70,11 +72,22 @@ def latest_event_id(s: Session) -> int:
     return s.scalar(select(func.max(Event.id))) or 0
 
 
-def feed_events(s: Session, principal: Principal, after: int, limit: int) -> list[Event]:
-    query = (
-        select(Event)
-        .where(Event.id > after, principal.event_scope())
-        .order_by(Event.id)
-        .limit(limit)
-    )
-    return list(s.scalars(query))
+def feed_events(s: Session, principal: Principal, after: int, limit: int) -> list[FeedEvent]:
+    """The first ``limit`` events after ``after`` that ``principal`` may see, as read-only rows
+    (every long-poll starts with this read: a statement built once, no ORM objects)."""
+    scope, params = principal.event_scope()
+    rows = s.connection().execute(_feed_query(scope), {**params, "after": after, "limit": limit})
+    return [FeedEvent(*row) for row in rows]
+
+
+_FEED_AFTER = (
+    select(*FEED_COLUMNS)
+    .where(Event.id > bindparam("after"))
+    .order_by(Event.id)
+    .limit(bindparam("limit"))
+)
+
+
+@functools.cache
+def _feed_query(scope: ColumnElement[bool]) -> Select[Any]:
+    return _FEED_AFTER.where(scope)

@@ -1,0 +1,102 @@
+"""The change signal that wakes long-polls: every waiter a change concerns is woken, in turns."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from backend.wakeups import ChangeSignal
+
+
+def wait_until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+class Waiter(threading.Thread):
+    """Takes a turn on the signal and holds it until told to let go."""
+
+    def __init__(self, signal: ChangeSignal, seen: int, timeout: float = 10.0) -> None:
+        super().__init__(daemon=True)
+        self.signal, self.seen, self.timeout = signal, seen, timeout
+        self.woken = threading.Event()
+        self.let_go = threading.Event()
+        self.moved: bool | None = None
+        self.waited = 0.0
+
+    def run(self) -> None:
+        began = time.monotonic()
+        with self.signal.turn(self.seen, self.timeout) as moved:
+            self.moved, self.waited = moved, time.monotonic() - began
+            self.woken.set()
+            self.let_go.wait(10)
+
+
+def start(*waiters: Waiter) -> None:
+    signal = waiters[0].signal
+    before = signal.waiting
+    for waiter in waiters:
+        waiter.start()
+    wait_until(lambda: signal.waiting == before + len(waiters))
+
+
+def test_a_change_wakes_every_waiter_one_turn_after_another():
+    signal = ChangeSignal()
+    waiters = [Waiter(signal, 0) for _ in range(5)]
+    start(*waiters)
+    signal.notify()
+    for n, waiter in enumerate(waiters):
+        assert waiter.woken.wait(5), f"waiter {n} was never woken"
+        time.sleep(0.05)
+        # the next one waits until this one's turn ends
+        assert all(not later.woken.is_set() for later in waiters[n + 1 :])
+        waiter.let_go.set()
+    for waiter in waiters:
+        waiter.join(5)
+        assert waiter.moved is True
+    assert signal.waiting == 0
+
+
+def test_a_waiter_that_came_after_the_change_is_not_woken_by_it():
+    signal = ChangeSignal()
+    early = Waiter(signal, 0)
+    start(early)
+    signal.notify()
+    assert early.woken.wait(5)
+    late = Waiter(signal, signal.version, timeout=0.3)  # has already seen version 1
+    start(late)
+    early.let_go.set()  # passes the turn on: nobody else waits for version 1
+    late.join(5)
+    assert late.moved is False and late.waited >= 0.25  # timed out, not woken
+    assert early.moved is True
+
+
+def test_a_waiter_that_timed_out_does_not_break_the_chain():
+    signal = ChangeSignal()
+    first = Waiter(signal, 0)
+    quitter = Waiter(signal, 0, timeout=0.1)
+    last = Waiter(signal, 0)
+    start(first, quitter, last)
+    quitter.let_go.set()
+    quitter.join(5)
+    assert quitter.moved is False
+    signal.notify()
+    first.let_go.set()
+    assert last.woken.wait(5)
+    last.let_go.set()
+
+
+def test_a_second_change_starts_a_second_chain_and_wait_passes_its_turn_at_once():
+    signal = ChangeSignal()
+    a, b = Waiter(signal, 0), Waiter(signal, 0)
+    start(a, b)
+    signal.notify()
+    assert a.woken.wait(5)
+    signal.notify()  # a still holds its turn; the new change wakes the next waiter itself
+    assert b.woken.wait(5)
+    a.let_go.set()
+    b.let_go.set()
+    assert signal.wait(0, 0.01) is True  # the version moved: no waiting at all
+    assert signal.wait(signal.version, 0.05) is False
