@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -92,7 +93,15 @@ class Principal:
     last_seen_at: datetime | None = None
 
     @classmethod
-    def for_user(cls, user: User, token_id: int | None = None) -> Principal:
+    def for_user(
+        cls,
+        user: User | Row[Any],
+        token_id: int | None = None,
+        group_ids: Iterable[int] | None = None,
+    ) -> Principal:
+        """The principal of ``user``: a model, or a row of its columns with ``group_ids``."""
+        if group_ids is None:
+            group_ids = (g.id for g in user.groups)
         return cls(
             kind="user",
             token_id=token_id,
@@ -101,7 +110,7 @@ class Principal:
             username=user.username,
             display_name=user.display_name,
             role=user.role,
-            group_ids=frozenset(g.id for g in user.groups),
+            group_ids=frozenset(group_ids),
         )
 
     @property

@@ -264,17 +264,8 @@ USER_BY_ID = _USER_AND_GROUPS.where(_users.id == bindparam("user_id"))
 def _user_principal(rows: list[Any], token_id: int | None = None) -> Principal | None:
     if not rows:
         return None
-    user = rows[0]
-    return Principal(
-        kind="user",
-        token_id=token_id,
-        last_seen_at=user.last_seen_at,
-        user_id=user.id,
-        username=user.username,
-        display_name=user.display_name,
-        role=user.role,
-        group_ids=frozenset(row.group_id for row in rows if row.group_id is not None),
-    )
+    groups = (row.group_id for row in rows if row.group_id is not None)
+    return Principal.for_user(rows[0], token_id, group_ids=groups)
 
 
 def resolve_secret(s: Session, ctx: Context, secret: str) -> Principal:
