@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
 
 from backend.api import bp
 from backend.api import schemas as sc
@@ -25,17 +28,18 @@ if TYPE_CHECKING:
     query=sc.FeedQuery,
     responses={200: sc.Feed},
     tags=("events",),
+    read_unit=True,  # every re-poll: the caller and the first read in one session
 )
-def events_feed(principal: Principal, query: sc.FeedQuery) -> sc.Feed:
+def events_feed(principal: Principal, query: sc.FeedQuery, unit: Session) -> sc.Feed:
     rt = runtime()
     if query.after is None:
-        with rt.store.read() as s:
-            return sc.Feed(events=[], cursor=str(latest_event_id(s)))
+        return sc.Feed(events=[], cursor=str(latest_event_id(unit)))
     after = int(query.after)
     deadline = time.monotonic() + query.wait
     # The request's first read is its own, from the database: an answer never lags behind a
     # commit made before the request, in this process or another.
-    found, seen, scanned = _read_database(rt, principal, after, query.limit)
+    found, seen, scanned = _read_database(rt, principal, after, query.limit, unit)
+    unit.close()  # a long-poll holds no database connection while it waits
     while not found:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -63,7 +67,7 @@ def events_feed(principal: Principal, query: sc.FeedQuery) -> sc.Feed:
 
 
 def _read_database(
-    rt: Runtime, principal: Principal, scanned: int, limit: int
+    rt: Runtime, principal: Principal, scanned: int, limit: int, unit: Session | None = None
 ) -> tuple[list[sc.EventOut], int, int]:
     """The caller's events after ``scanned``, read from the database by this request alone.
 
@@ -75,7 +79,7 @@ def _read_database(
     """
     version = rt.signal.version
     snapshot = rt.feed_cache.snapshot
-    with rt.store.read() as s:
+    with rt.store.read() if unit is None else nullcontext(unit) as s:
         found = [event_out(e, principal) for e in feed_events(s, principal, scanned, limit)]
     if not found and snapshot is not None:
         scanned = max(scanned, snapshot.top)

@@ -117,10 +117,13 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
         raise _validation_failed(exc, "query parameter") from None
 
 
-def authenticate(callers: tuple[CallerKind, ...], unit: Session | None = None) -> Principal | None:
+def authenticate(
+    callers: tuple[CallerKind, ...], unit: Session | None = None, *, unit_writes: bool = True
+) -> Principal | None:
     """Find the caller from a bearer secret or the console's session cookie.
 
-    Reads in ``unit`` when the operation runs in one unit of work, else in a read of its own.
+    Reads in ``unit`` when the operation runs in one, else in a read of its own; records the
+    user's activity in ``unit`` only when it is a write (``unit_writes``).
     """
     header = request.headers.get("Authorization", "")
     store = current_app.extensions["sos"].store
@@ -144,7 +147,7 @@ def authenticate(callers: tuple[CallerKind, ...], unit: Session | None = None) -
         and principal.is_user
         and needs_activity_record(principal.last_seen_at, ctx)
     ):
-        with _session(store.write, unit) as s:
+        with _session(store.write, unit if unit_writes else None) as s:
             record_activity(s, ctx, principal)
     if "anyone" in callers:
         return principal
@@ -187,12 +190,15 @@ def operation(
     headers: dict[str, str] | None = None,
     tags: tuple[str, ...] = (),
     unit_of_work: bool = False,
+    read_unit: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a view: it gets ``principal`` and, when declared, ``body`` and ``query``.
 
     With ``unit_of_work`` the whole call, authentication included, is one write transaction
     (``Store.write``), which the view gets as ``unit`` and which commits when it returns: a
-    hot write path then pays for one session, not a read and a write.
+    hot write path then pays for one session, not a read and a write. With ``read_unit`` the
+    authentication and the view's reads share one read session (``Store.read``), likewise
+    given as ``unit``; a view that then waits closes it first, which hands its connection back.
     """
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -224,15 +230,16 @@ def operation(
             g.principal = principal
             return render(func(principal, **path_args, **arguments()))
 
-        def call_in_unit(path_args: dict[str, Any]) -> Response:
-            # The unit's transaction is the only writer on SQLite: validation and rendering
+        def call_in_unit(path_args: dict[str, Any], writes: bool) -> Response:
+            # A write unit's transaction is the only writer on SQLite: validation and rendering
             # happen outside it. A bad request still answers 401/403 before 400, as elsewhere.
             try:
                 parsed: dict[str, Any] | SOSError = arguments()
             except SOSError as exc:
                 parsed = exc
-            with current_app.extensions["sos"].store.write() as unit:
-                principal = authenticate(callers, unit)
+            store = current_app.extensions["sos"].store
+            with (store.write if writes else store.read)() as unit:
+                principal = authenticate(callers, unit, unit_writes=writes)
                 g.principal = principal
                 if isinstance(parsed, SOSError):
                     raise parsed
@@ -241,7 +248,9 @@ def operation(
 
         @functools.wraps(func)
         def view(**path_args: Any) -> Response:
-            return call_in_unit(path_args) if unit_of_work else call(path_args)
+            if unit_of_work or read_unit:
+                return call_in_unit(path_args, writes=unit_of_work)
+            return call(path_args)
 
         # Every API call counts against its bearer token's limit; views may declare more.
         rate_limited(CALLS_PER_TOKEN)(view)

@@ -440,3 +440,25 @@ def test_a_deactivated_user_has_neither_token_nor_console_session(runtime, world
         _principal(runtime, secret=world.bob_token)
     with pytest.raises(Unauthorized, match="session has ended"):
         _principal(runtime, user_id=world.bob.id)
+
+
+def _last_seen(runtime, user):
+    with runtime.store.read() as s:
+        return s.get(type(user), user.id).last_seen_at
+
+
+def test_an_experts_requests_record_their_activity_at_most_once_a_minute(
+    api, world, runtime, clock
+):
+    # Every kind of call counts, the feed's long-poll (which reads in one session) included.
+    for call in (
+        lambda: api.get("/cases", world.alice_token),
+        lambda: api.get("/events", world.alice_token, query_string={"after": "0", "wait": 0}),
+    ):
+        clock.advance(61)
+        assert call().status_code == 200
+        recorded = _last_seen(runtime, world.alice)
+        assert recorded == clock.now()
+        clock.advance(30)
+        assert call().status_code == 200
+        assert _last_seen(runtime, world.alice) == recorded  # not again within the minute

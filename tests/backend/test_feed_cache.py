@@ -362,3 +362,17 @@ def test_the_cache_answers_with_at_most_limit_events_in_order(api, world, runtim
     page = feed(api, world.alice_token, after=cursor, limit=3)
     assert [e["id"] for e in page["events"]] == expected
     assert page["cursor"] == str(expected[-1])
+
+
+def test_waiting_long_polls_hold_no_database_connection(app, api, world, runtime):
+    # Authentication and the first read share one session, closed before the wait: a hundred
+    # experts waiting do not need a hundred connections.
+    code, _ = open_case(api, world)
+    cursor = feed(api, world.alice_token)["cursor"]
+    runtime.settings = runtime.settings.with_overrides(feed_poll_interval=5.0)
+    pool = runtime.store.engine.pool
+    pollers = [Poller(app, token, cursor) for token in (world.alice_token, world.admin_token)]
+    start_waiting(runtime, pollers)
+    assert pool.checkedout() == 0
+    append(runtime, code, 1)
+    assert [p.result() for p in pollers] == [[("case.edited", code)]] * 2
