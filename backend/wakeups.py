@@ -43,7 +43,6 @@ class ChangeSignal:
         self._lock = threading.Lock()
         self._version = 0
         self._queue: deque[_Waiter] = deque()
-        self._waiting = 0
 
     @property
     def version(self) -> int:
@@ -54,7 +53,7 @@ class ChangeSignal:
     def waiting(self) -> int:
         """How many threads are waiting right now (for tests and diagnostics)."""
         with self._lock:
-            return self._waiting
+            return len(self._queue)
 
     def notify(self) -> None:
         with self._lock:
@@ -75,16 +74,13 @@ class ChangeSignal:
             else:
                 waiter = _Waiter(seen_version)
                 self._queue.append(waiter)
-                self._waiting += 1
         woken = waiter is None or waiter.lock.acquire(timeout=timeout)
         with self._lock:
-            if waiter is not None:
-                self._waiting -= 1
-                if not woken:
-                    try:
-                        self._queue.remove(waiter)
-                    except ValueError:  # chosen to wake just as it timed out: its turn came
-                        woken = True
+            if not woken:
+                try:
+                    self._queue.remove(waiter)
+                except ValueError:  # chosen to wake just as it timed out: its turn came
+                    woken = True
             moved = self._version != seen_version
         try:
             yield moved

@@ -110,6 +110,7 @@ class Coordinator:
         self.received: dict[str, dict[int, float]] = {}  # case code -> expert -> arrival
         self.errors: list[str] = []
         self.cpu = 0.0
+        self.finished = 0  # client processes that reported their CPU time, their last report
 
     def _take(self, timeout: float) -> None:
         try:
@@ -123,6 +124,7 @@ class Coordinator:
             self.errors.append(payload)
         else:
             self.cpu += payload
+            self.finished += 1
 
     def all_in_flight(self) -> bool:
         return all(self.shared.in_flight[:])
@@ -135,11 +137,9 @@ class Coordinator:
 
     def drain(self, processes: int, timeout: float) -> None:
         """Collect the rest of the reports, up to each process's CPU time."""
-        deadline, reported = time.monotonic() + timeout, 0
-        while reported < processes and time.monotonic() < deadline:
-            before = self.cpu
+        deadline = time.monotonic() + timeout
+        while self.finished < processes and time.monotonic() < deadline:
             self._take(0.1)
-            reported += self.cpu != before
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:

@@ -75,10 +75,9 @@ def combined(parts: list[LoadResult]) -> LoadResult:
         result.latencies.extend(part.latencies)
         result.statuses.update(part.statuses)
         result.client_cpu += part.client_cpu * weight
-        for name, value in part.cpu.items():
-            result.cpu[name] = result.cpu.get(name, 0.0) + value * weight
-        for name, value in part.rates.items():
-            result.rates[name] = result.rates.get(name, 0.0) + value * weight
+        for total, values in ((result.cpu, part.cpu), (result.rates, part.rates)):
+            for name, value in values.items():
+                total[name] = total.get(name, 0.0) + value * weight
     return result
 
 

@@ -261,9 +261,7 @@ USER_BY_TOKEN = (
 USER_BY_ID = _USER_AND_GROUPS.where(_users.id == bindparam("user_id"))
 
 
-def _user_principal(rows: list[Any], token_id: int | None = None) -> Principal | None:
-    if not rows:
-        return None
+def _user_principal(rows: list[Any], token_id: int | None = None) -> Principal:
     groups = (row.group_id for row in rows if row.group_id is not None)
     return Principal.for_user(rows[0], token_id, group_ids=groups)
 
@@ -273,9 +271,8 @@ def resolve_secret(s: Session, ctx: Context, secret: str) -> Principal:
     digest = hash_secret(secret)
     if secret.startswith(USER_TOKEN_PREFIX):
         rows = s.connection().execute(USER_BY_TOKEN, {"digest": digest}).all()
-        principal = _user_principal(rows, token_id=rows[0].token_id if rows else None)
-        if principal is not None:
-            return principal
+        if rows:
+            return _user_principal(rows, token_id=rows[0].token_id)
     elif secret.startswith(CASE_TOKEN_PREFIX):
         case_id = s.scalar(select(CaseToken.case_id).where(CaseToken.token_hash == digest))
         if case_id is not None:
@@ -288,7 +285,7 @@ def resolve_secret(s: Session, ctx: Context, secret: str) -> Principal:
 
 
 def principal_for_user_id(s: Session, ctx: Context, user_id: int) -> Principal:
-    principal = _user_principal(s.connection().execute(USER_BY_ID, {"user_id": user_id}).all())
-    if principal is None:  # deleted or deactivated since the session began
+    rows = s.connection().execute(USER_BY_ID, {"user_id": user_id}).all()
+    if not rows:  # deleted or deactivated since the session began
         raise Unauthorized("your session has ended; log in again")
-    return principal
+    return _user_principal(rows)

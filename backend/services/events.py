@@ -72,14 +72,6 @@ def latest_event_id(s: Session) -> int:
     return s.scalar(select(func.max(Event.id))) or 0
 
 
-def feed_events(s: Session, principal: Principal, after: int, limit: int) -> list[FeedEvent]:
-    """The first ``limit`` events after ``after`` that ``principal`` may see, as read-only rows
-    (every long-poll starts with this read: a statement built once, no ORM objects)."""
-    scope, params = principal.event_scope()
-    rows = s.connection().execute(_feed_query(scope), {**params, "after": after, "limit": limit})
-    return [FeedEvent(*row) for row in rows]
-
-
 _FEED_AFTER = (
     select(*FEED_COLUMNS)
     .where(Event.id > bindparam("after"))
@@ -91,3 +83,11 @@ _FEED_AFTER = (
 @functools.cache
 def _feed_query(scope: ColumnElement[bool]) -> Select[Any]:
     return _FEED_AFTER.where(scope)
+
+
+def feed_events(s: Session, principal: Principal, after: int, limit: int) -> list[FeedEvent]:
+    """The first ``limit`` events after ``after`` that ``principal`` may see, as read-only rows
+    (every long-poll starts with this read: a statement built once, no ORM objects)."""
+    scope, params = principal.event_scope()
+    rows = s.connection().execute(_feed_query(scope), {**params, "after": after, "limit": limit})
+    return [FeedEvent(*row) for row in rows]
