@@ -18,6 +18,8 @@ from sqlalchemy import Engine, create_engine, event, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
+from backend.prepared import Prepared
+
 T = TypeVar("T")
 WRITE_OPTION = "sos_write"
 READ_OPTION = "sos_read"
@@ -97,11 +99,28 @@ def _defaults(table: Any) -> dict[str, Any]:
     return defaults
 
 
+EVENT_KEYS = (
+    "case_id",
+    "case_code",
+    "group_id",
+    "type",
+    "status",
+    "actor_kind",
+    "actor_id",
+    "actor_name",
+    "data",
+    "created_at",
+)
+
+
 @functools.cache
-def _event_insert() -> Any:
+def _event_insert() -> Prepared:
     from backend.models import Event
 
-    return insert(Event.__table__)
+    return Prepared(insert(Event.__table__), keys=EVENT_KEYS)
+
+
+EVENT_LOCK = Prepared(EVENT_LOCK_AND_NOTIFY)
 
 
 class Store:
@@ -174,10 +193,8 @@ class Store:
         session.flush()  # everything else first
         connection = session.connection()
         if self.is_postgres:
-            connection.execute(
-                EVENT_LOCK_AND_NOTIFY, {"id": EVENT_LOCK_ID, "channel": NOTIFY_CHANNEL}
-            )
-        connection.execute(_event_insert(), rows)  # in order: ids follow the list
+            EVENT_LOCK.run(connection, {"id": EVENT_LOCK_ID, "channel": NOTIFY_CHANNEL})
+        _event_insert().many(connection, rows)  # in order: ids follow the list
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:

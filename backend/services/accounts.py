@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from backend.errors import AccountDeactivated, Conflict, NotFound, Unauthorized, ValidationFailed
 from backend.models import ApiToken, Case, CaseToken, Deployment, Group, Membership, User
+from backend.prepared import Prepared
 from backend.security import (
     CASE_TOKEN_PREFIX,
     DEPLOYMENT_KEY_PREFIX,
@@ -227,14 +228,16 @@ def record_activity(s: Session, ctx: Context, principal: Principal) -> None:
 
 # Every agent request starts with it: the columns alone, read without the ORM's bookkeeping.
 _deployments = Deployment.__table__.c
-DEPLOYMENT_BY_KEY = select(
-    _deployments.id,
-    _deployments.name,
-    _deployments.group_id,
-    _deployments.policy,
-    _deployments.default_assignee_id,
-    _deployments.topics,
-).where(_deployments.key_hash == bindparam("digest"), _deployments.active.is_(True))
+DEPLOYMENT_BY_KEY = Prepared(
+    select(
+        _deployments.id,
+        _deployments.name,
+        _deployments.group_id,
+        _deployments.policy,
+        _deployments.default_assignee_id,
+        _deployments.topics,
+    ).where(_deployments.key_hash == bindparam("digest"), _deployments.active.is_(True))
+)
 
 
 # Every expert request starts with one of these: the user's columns and, one row each, the
@@ -253,12 +256,12 @@ _USER_AND_GROUPS = (
     .outerjoin(Membership.__table__, _members.user_id == _users.id)
     .where(_users.active.is_(True))
 )
-USER_BY_TOKEN = (
+USER_BY_TOKEN = Prepared(
     _USER_AND_GROUPS.add_columns(_tokens.id.label("token_id"))
     .join(ApiToken.__table__, _tokens.user_id == _users.id)
     .where(_tokens.token_hash == bindparam("digest"))
 )
-USER_BY_ID = _USER_AND_GROUPS.where(_users.id == bindparam("user_id"))
+USER_BY_ID = Prepared(_USER_AND_GROUPS.where(_users.id == bindparam("user_id")))
 
 
 def _user_principal(rows: list[Any], token_id: int | None = None) -> Principal:
@@ -270,7 +273,7 @@ def resolve_secret(s: Session, ctx: Context, secret: str) -> Principal:
     """Turn a bearer secret into a principal; 401 when it is unknown or revoked."""
     digest = hash_secret(secret)
     if secret.startswith(USER_TOKEN_PREFIX):
-        rows = s.connection().execute(USER_BY_TOKEN, {"digest": digest}).all()
+        rows = USER_BY_TOKEN.all(s.connection(), {"digest": digest})
         if rows:
             return _user_principal(rows, token_id=rows[0].token_id)
     elif secret.startswith(CASE_TOKEN_PREFIX):
@@ -278,14 +281,14 @@ def resolve_secret(s: Session, ctx: Context, secret: str) -> Principal:
         if case_id is not None:
             return Principal(kind="case", case_id=case_id)
     elif secret.startswith(DEPLOYMENT_KEY_PREFIX):
-        row = s.connection().execute(DEPLOYMENT_BY_KEY, {"digest": digest}).first()
+        row = DEPLOYMENT_BY_KEY.first(s.connection(), {"digest": digest})
         if row is not None:
             return Principal(kind="deployment", deployment=DeploymentInfo.of(row))
     raise Unauthorized("the credentials are unknown or have been revoked")
 
 
 def principal_for_user_id(s: Session, ctx: Context, user_id: int) -> Principal:
-    rows = s.connection().execute(USER_BY_ID, {"user_id": user_id}).all()
+    rows = USER_BY_ID.all(s.connection(), {"user_id": user_id})
     if not rows:  # deleted or deactivated since the session began
         raise Unauthorized("your session has ended; log in again")
     return _user_principal(rows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, lazyload
 from backend.db import attach_inserted, insert_unless_conflict
 from backend.errors import AlreadyJoined, CaseFinal, NotFound, ValidationFailed
 from backend.models import Case, CaseToken, Group, User
+from backend.prepared import Prepared
 from backend.security import CASE_TOKEN_PREFIX, hash_secret, new_secret
 from backend.services.access import (
     Actor,
@@ -83,9 +84,10 @@ def _insert_case(
         **vars(details),
     }
     statement = _case_insert(s.info["store"].is_postgres)
+    connection = s.connection()
     for _attempt in range(10):
         values["code"] = generate_code()
-        row = s.connection().execute(statement, {**values, ROUTING_GROUP: group_id}).first()
+        row = statement.first(connection, {**values, ROUTING_GROUP: group_id})
         if row is not None:
             case = attach_inserted(s, Case, values, row.id)
             return case, GroupRouting.from_columns(row.routing, row.subscribed)
@@ -95,10 +97,28 @@ def _insert_case(
     raise RuntimeError("could not draw a free session code")  # pragma: no cover
 
 
+_CASE_KEYS = (
+    "group_id",
+    "deployment_id",
+    "source",
+    "topic",
+    "idempotency_key",
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "customer_joined",
+    *(f.name for f in fields(NewCase)),
+    "code",
+)
+
+
 @functools.cache
-def _case_insert(postgres: bool) -> Any:
+def _case_insert(postgres: bool) -> Prepared:
     cases = Case.__table__
-    return insert_unless_conflict(postgres, cases).returning(cases.c.id, *group_routing_columns())
+    statement = insert_unless_conflict(postgres, cases).returning(
+        cases.c.id, *group_routing_columns()
+    )
+    return Prepared(statement, keys=_CASE_KEYS)
 
 
 def _find_idempotent(s: Session, deployment_id: int | None, key: str) -> Case | None:
@@ -107,13 +127,13 @@ def _find_idempotent(s: Session, deployment_id: int | None, key: str) -> Case | 
     )
 
 
-_TOKEN_INSERT = insert(CaseToken.__table__)
+_TOKEN_INSERT = Prepared(insert(CaseToken.__table__), keys=("case_id", "token_hash", "created_at"))
 
 
 def issue_case_token(s: Session, ctx: Context, case: Case) -> str:
     token = new_secret(CASE_TOKEN_PREFIX)
     row = {"case_id": case.id, "token_hash": hash_secret(token), "created_at": ctx.now}
-    s.connection().execute(_TOKEN_INSERT, row)  # nothing reads it back in this unit of work
+    _TOKEN_INSERT.run(s.connection(), row)  # nothing reads it back in this unit of work
     return token
 
 
