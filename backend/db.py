@@ -14,7 +14,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, insert, text
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
@@ -25,7 +36,6 @@ WRITE_OPTION = "sos_write"
 READ_OPTION = "sos_read"
 EVENT_LOCK_ID = 0x505F5345  # pg advisory lock that keeps event ids committing in order
 NOTIFY_CHANNEL = "sos_events"
-EVENT_LOCK_AND_NOTIFY = text("SELECT pg_advisory_xact_lock(:id), pg_notify(:channel, '')")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -51,10 +61,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             options = conn.get_execution_options()
+            # Straight on the driver: SQLAlchemy's statement execution would cost more than the
+            # statement (see backend/prepared.py).
             if options.get(WRITE_OPTION):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
             elif not options.get(READ_OPTION):  # reads run in autocommit (see Store)
-                conn.exec_driver_sql("BEGIN")
+                conn.connection.driver_connection.execute("BEGIN")
 
         return engine
     if url.startswith("postgresql://"):
@@ -83,7 +95,10 @@ def attach_inserted(session: Session, model: type[T], values: dict[str, Any], ro
     Built from the values and the columns' defaults, without reading the row back.
     """
     table = model.__table__  # type: ignore[attr-defined]
-    obj = model(**{**_defaults(table), **values, "id": row_id})
+    # Filled the way the ORM fills an object it loads: straight into its state's dictionary,
+    # without the attribute events a constructor sets off (which cost more than the insert).
+    obj = model.__mapper__.class_manager.new_instance()  # type: ignore[attr-defined]
+    obj.__dict__.update(_defaults(table), **values, id=row_id)
     make_transient_to_detached(obj)  # as though just loaded: no pending changes
     session.add(obj)
     return obj
@@ -114,13 +129,20 @@ EVENT_KEYS = (
 
 
 @functools.cache
-def _event_insert() -> Prepared:
+def _event_insert(postgres: bool) -> Prepared:
+    """The insert of one event row; on PostgreSQL it first takes the event-order lock and
+    queues the notification (see ``Store._append_events``), in the same round trip."""
     from backend.models import Event
 
-    return Prepared(insert(Event.__table__), keys=EVENT_KEYS)
-
-
-EVENT_LOCK = Prepared(EVENT_LOCK_AND_NOTIFY)
+    events = Event.__table__
+    if not postgres:
+        return Prepared(insert(events), keys=EVENT_KEYS)
+    lock = select(
+        func.pg_advisory_xact_lock(literal(EVENT_LOCK_ID, BigInteger)).label("locked"),
+        func.pg_notify(literal(NOTIFY_CHANNEL), literal("")).label("notified"),
+    ).cte("event_lock")
+    row = select(*(bindparam(key, type_=events.c[key].type) for key in EVENT_KEYS))
+    return Prepared(insert(events).from_select(EVENT_KEYS, row.select_from(lock)), keys=EVENT_KEYS)
 
 
 class Store:
@@ -191,10 +213,10 @@ class Store:
         if not rows:
             return
         session.flush()  # everything else first
-        connection = session.connection()
-        if self.is_postgres:
-            EVENT_LOCK.run(connection, {"id": EVENT_LOCK_ID, "channel": NOTIFY_CHANNEL})
-        _event_insert().many(connection, rows)  # in order: ids follow the list
+        # In order, one statement per row (on PostgreSQL sent together, in one pipeline): ids
+        # follow the list. Taking the lock again in the same transaction costs nothing, and
+        # PostgreSQL delivers identical notifications of one transaction once.
+        _event_insert(self.is_postgres).many(session.connection(), rows)
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:

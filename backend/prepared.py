@@ -112,7 +112,7 @@ def _execute(connection: Connection, compiled: _Compiled, parameters: Any, many:
 
 def _compile(statement: ClauseElement, keys: tuple[str, ...] | None, dialect: Dialect) -> _Compiled:
     compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
-    binds = compiled.binds
+    binds = {name: bind for bind, name in compiled.bind_names.items()}  # as the SQL names them
     if any(bind.expanding for bind in binds.values()) or compiled.escaped_bind_names:
         raise ValueError("a prepared statement takes plain named parameters only")
     table = getattr(statement, "table", None)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy import bindparam, event, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from backend.app import Runtime
+from backend.db import EVENT_KEYS, EVENT_LOCK_ID, _event_insert
 from backend.models import Case, Deployment, Event, Group, User
 from backend.prepared import Prepared
+from tests.support.databases import DATABASES
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 _groups, _deployments, _events = Group.__table__, Deployment.__table__, Event.__table__
@@ -162,3 +164,32 @@ def test_statement_listeners_see_prepared_statements(runtime: Runtime):
     finally:
         event.remove(engine, "before_cursor_execute", listener)
     assert [statement for statement in seen if "FROM deployments" in statement]
+
+
+@pytest.mark.parametrize("database_url", [DATABASES[1]], indirect=True)
+def test_on_postgresql_an_event_insert_holds_the_event_order_lock_until_commit(runtime: Runtime):
+    test_an_insert_converts_values_and_fills_the_defaults_it_is_not_given(runtime)
+    with runtime.store.read() as s:
+        case = s.scalars(select(Case)).one()
+    row = dict.fromkeys(EVENT_KEYS) | {
+        "case_id": case.id,
+        "case_code": case.code,
+        "group_id": case.group_id,
+        "type": "case.created",
+        "status": "new",
+        "actor_kind": "system",
+        "actor_name": "SOS",
+        "data": {},
+        "created_at": NOW,
+    }
+    held = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND classid = 0 AND objid = :id"
+    )
+    engine = runtime.store.engine
+    with engine.connect() as writer, engine.connect() as observer:
+        with writer.begin():
+            _event_insert(True).many(writer, [row, row])
+            assert observer.execute(held, {"id": EVENT_LOCK_ID}).scalar() == 1
+        assert observer.execute(held, {"id": EVENT_LOCK_ID}).scalar() == 0
+        assert observer.execute(select(Event.type)).scalars().all() == ["case.created"] * 2
