@@ -9,13 +9,13 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     PlainSerializer,
     StringConstraints,
     field_validator,
 )
 
+from backend.api.emails import email_address
 from backend.clock import isoformat_z
 
 MAX_ID = 2**31 - 1
@@ -52,7 +52,12 @@ OptionalName = Annotated[
 ]
 LongText = Annotated[str, StringConstraints(pattern=TEXT_PATTERN, max_length=4000)]
 OptionalLongText = Annotated[LongText | None, AfterValidator(_blank_to_none)]
-Email = Annotated[EmailStr, StringConstraints(max_length=254)]
+Email = Annotated[
+    str,
+    AfterValidator(email_address),
+    StringConstraints(max_length=254),
+    Field(json_schema_extra={"format": "email"}),
+]
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 Password = Annotated[str, StringConstraints(pattern=LINE_PATTERN, min_length=8, max_length=1000)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
