@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session, lazyload
 
 from backend.db import attach_inserted, insert_unless_conflict
@@ -66,10 +66,12 @@ def _insert_case(
     deployment_id: int | None = None,
     idempotency_key: str | None = None,
     topic: str | None = None,
+    token_hash: str | None = None,
 ) -> tuple[Case, GroupRouting] | None:
     """Insert a case under a fresh session code; None when the idempotency key is taken.
 
-    The same statement returns what routing needs of the case's group.
+    The same statement returns what routing needs of the case's group and, on PostgreSQL,
+    stores the case token whose hash is given (on SQLite, the next statement does).
     """
     values = {
         "group_id": group_id,
@@ -83,12 +85,17 @@ def _insert_case(
         "customer_joined": source != "manual",
         **vars(details),
     }
-    statement = _case_insert(s.info["store"].is_postgres)
+    postgres = s.info["store"].is_postgres
+    statement = _case_insert(postgres, with_token=token_hash is not None)
     connection = s.connection()
+    extra = {ROUTING_GROUP: group_id, "token_hash": token_hash}
     for _attempt in range(10):
         values["code"] = generate_code()
-        row = statement.first(connection, {**values, ROUTING_GROUP: group_id})
+        row = statement.first(connection, {**values, **extra})
         if row is not None:
+            if token_hash is not None and not postgres:
+                token = {"case_id": row.id, "token_hash": token_hash, "created_at": ctx.now}
+                _TOKEN_INSERT.run(connection, token)
             case = attach_inserted(s, Case, values, row.id)
             return case, GroupRouting.from_columns(row.routing, row.subscribed)
         # A unique constraint stopped it: the idempotency key, or (rarely) the session code.
@@ -113,12 +120,31 @@ _CASE_KEYS = (
 
 
 @functools.cache
-def _case_insert(postgres: bool) -> Prepared:
+def _case_insert(postgres: bool, with_token: bool = False) -> Prepared:
     cases = Case.__table__
-    statement = insert_unless_conflict(postgres, cases).returning(
-        cases.c.id, *group_routing_columns()
+    if not (postgres and with_token):
+        statement = insert_unless_conflict(postgres, cases).returning(
+            cases.c.id, *group_routing_columns()
+        )
+        return Prepared(statement, keys=_CASE_KEYS)
+    # PostgreSQL: the case and its token in one round trip. The token's insert reads the new
+    # case's id from the first; a case not inserted (its idempotency key is taken) gets none.
+    values: dict[str, Any] = {key: bindparam(key, type_=cases.c[key].type) for key in _CASE_KEYS}
+    values |= {
+        column.key: column.default.arg  # the plain defaults of the columns not given
+        for column in cases.columns
+        if column.default is not None and column.default.is_scalar and column.key not in values
+    }
+    new_case = (
+        insert_unless_conflict(True, cases).values(values).returning(cases.c.id).cte("new_case")
     )
-    return Prepared(statement, keys=_CASE_KEYS)
+    tokens = CaseToken.__table__
+    token_row = select(new_case.c.id, bindparam("token_hash", type_=tokens.c.token_hash.type))
+    new_token = insert(tokens).from_select(
+        ["case_id", "token_hash", "created_at"], token_row.add_columns(values["created_at"])
+    )
+    statement = select(new_case.c.id, *group_routing_columns()).add_cte(new_token.cte("new_token"))
+    return Prepared(statement)
 
 
 def _find_idempotent(s: Session, deployment_id: int | None, key: str) -> Case | None:
@@ -152,6 +178,7 @@ def open_agent_case(
     Returns the case, a fresh case token and whether the case was created now. The insert
     comes first: a retry is rare, so it is found by its conflict rather than looked for.
     """
+    token = new_secret(CASE_TOKEN_PREFIX)
     inserted = _insert_case(
         s,
         ctx,
@@ -161,6 +188,7 @@ def open_agent_case(
         deployment_id=deployment.id,
         idempotency_key=idempotency_key,
         topic=topic,
+        token_hash=hash_secret(token),
     )
     if inserted is None:  # the key's first request (perhaps in another process) made the case
         existing = _find_idempotent(s, deployment.id, idempotency_key or "")
@@ -170,7 +198,7 @@ def open_agent_case(
     actor = deployment_actor(deployment)
     append_event(s, ctx, case, "case.created", actor, {"source": source, "topic": topic})
     route_case(s, ctx, case, actor, deployment=deployment, routing=routing)
-    return case, issue_case_token(s, ctx, case), True
+    return case, token, True
 
 
 def _topic_group(deployment: DeploymentInfo, topic: str | None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from backend.models import Case
+from backend.models import Case, CaseToken
 from tests.conftest import open_case
 
 CODE = re.compile(r"^s\d{2}-\d{3}-\d{3}$")
@@ -61,8 +61,10 @@ def test_the_same_idempotency_key_returns_the_same_case_and_never_a_second(api, 
     # The retry's token works too: a client whose first answer was lost is not locked out.
     code = retry.get_json()["case"]["code"]
     assert api.get(f"/cases/{code}", retry.get_json()["case_token"]).status_code == 200
+    assert api.get(f"/cases/{code}", first.get_json()["case_token"]).status_code == 200
     with runtime.store.read() as s:
         assert s.query(Case).count() == 1
+        assert s.query(CaseToken).count() == 2  # one per answer, none for a case not made
 
 
 def test_session_codes_are_unique(api, world):
