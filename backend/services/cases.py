@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.orm import Session, lazyload
 
 from backend.db import attach_inserted, insert_unless_conflict
@@ -94,8 +94,7 @@ def _insert_case(
         row = statement.first(connection, {**values, **extra})
         if row is not None:
             if token_hash is not None and not postgres:
-                token = {"case_id": row.id, "token_hash": token_hash, "created_at": ctx.now}
-                _TOKEN_INSERT.run(connection, token)
+                _store_token(connection, ctx, row.id, token_hash)
             case = attach_inserted(s, Case, values, row.id)
             return case, GroupRouting.from_columns(row.routing, row.subscribed)
         # A unique constraint stopped it: the idempotency key, or (rarely) the session code.
@@ -156,10 +155,14 @@ def _find_idempotent(s: Session, deployment_id: int | None, key: str) -> Case | 
 _TOKEN_INSERT = Prepared(insert(CaseToken.__table__), keys=("case_id", "token_hash", "created_at"))
 
 
+def _store_token(connection: Connection, ctx: Context, case_id: int, token_hash: str) -> None:
+    row = {"case_id": case_id, "token_hash": token_hash, "created_at": ctx.now}
+    _TOKEN_INSERT.run(connection, row)  # nothing reads it back in this unit of work
+
+
 def issue_case_token(s: Session, ctx: Context, case: Case) -> str:
     token = new_secret(CASE_TOKEN_PREFIX)
-    row = {"case_id": case.id, "token_hash": hash_secret(token), "created_at": ctx.now}
-    _TOKEN_INSERT.run(s.connection(), row)  # nothing reads it back in this unit of work
+    _store_token(s.connection(), ctx, case.id, hash_secret(token))
     return token
 
 
