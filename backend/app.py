@@ -12,13 +12,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend.clock import Clock
-from backend.db import Store, make_engine
+from backend.db import Store, make_engine, sqlite_file
 from backend.errors import SOSError
 from backend.feedcache import FeedCache
 from backend.ratelimit import init_rate_limits
 from backend.services.context import Context
 from backend.settings import Settings
-from backend.wakeups import ChangeSignal, PostgresListener
+from backend.wakeups import ChangeSignal, PeerWakeups, PostgresListener
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class Runtime:
     # Moves when this process queues notifications: the dispatcher sends them at once.
     outbox: ChangeSignal = field(default_factory=ChangeSignal)
     listener: PostgresListener | None = None
+    peers: PeerWakeups | None = None
     openapi_cache: str | None = None
     sweeper: threading.Thread | None = field(default=None, repr=False)
 
@@ -49,6 +50,8 @@ class Runtime:
     def close(self) -> None:
         if self.listener is not None:
             self.listener.stop()
+        if self.peers is not None:
+            self.peers.close()
         self.store.engine.dispose()
 
 
@@ -82,6 +85,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     if store.is_postgres:
         runtime.listener = PostgresListener(settings.resolved_database_url, signal)
         runtime.listener.start()
+    elif (database := sqlite_file(store.engine)) and PeerWakeups.supported():
+        runtime.peers = PeerWakeups(database, signal)  # listens once serving (start_background)
+        store.after_commit.append(("events_added", runtime.peers.notify))
     app.extensions["sos"] = runtime
 
     from backend import api, health

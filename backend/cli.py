@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,10 +15,8 @@ import click
 from flask import Flask
 
 from backend.app import Runtime, create_app
-from backend.delivery import start_dispatcher
 from backend.errors import SOSError
 from backend.settings import Settings, SettingsError
-from backend.sweeper import start_sweeper
 
 log = logging.getLogger("sos.backend")
 
@@ -85,12 +84,21 @@ def _migrate() -> None:
     type=click.IntRange(4, 1024),
     help="Worker threads; each open long-poll holds one for up to 25 s.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes sharing the port, each with --threads threads; one process uses one core. "
+    "Needs fork (Linux, macOS).",
+)
 @click.option("--demo", is_flag=True, help="Seed demo users, a group and an agent key first.")
-def serve(host: str, port: int, threads: int, demo: bool) -> None:
-    """Serve the API and the console with waitress (any OS)."""
+def serve(host: str, port: int, threads: int, workers: int, demo: bool) -> None:
+    """Serve the API and the console with waitress."""
     import waitress
 
     from backend.migrate import upgrade
+    from backend.serving import exit_on_signal, serve_workers, waitress_options
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -100,20 +108,39 @@ def serve(host: str, port: int, threads: int, demo: bool) -> None:
     upgrade(runtime.store.engine)
     if demo:
         _seed_demo(runtime, as_json=False)
-    start_sweeper(runtime)
-    start_dispatcher(runtime)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    click.echo(f"SOS backend on {url}  (console {url}/console, API {url}/api/v1/openapi.json)")
-    waitress.serve(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        connection_limit=max(100, threads * 4),
-        channel_timeout=60,
-        ident="sos",
-        _quiet=True,
+    processes = f", {workers} workers × {threads} threads" if workers > 1 else ""
+    click.echo(
+        f"SOS backend on {url}  (console {url}/console, API {url}/api/v1/openapi.json){processes}"
     )
+    if workers == 1:
+        signal.signal(signal.SIGTERM, exit_on_signal)
+        try:
+            _start_background(app, 0)
+            waitress.serve(app, host=host, port=port, **waitress_options(threads))
+        finally:
+            runtime.close()
+        return
+    runtime.close()  # each worker opens its own connections and threads
+    if runtime.listener is not None:
+        runtime.listener.stop(wait=3.0)  # no thread of the parent's may run while it forks
+    if runtime.settings.ratelimit_enabled and not runtime.settings.ratelimit_storage:
+        log.warning(
+            "rate limits are counted per worker (%d workers); set SOS_RATELIMIT_STORAGE "
+            "(e.g. redis://127.0.0.1:6379) to share them",
+            workers,
+        )
+    sys.exit(
+        serve_workers(
+            _make_app, _start_background, host=host, port=port, threads=threads, workers=workers
+        )
+    )
+
+
+def _start_background(app: Flask, number: int) -> None:
+    from backend.serving import start_background
+
+    start_background(app.extensions["sos"], sweep=number == 0)  # one sweeper is enough
 
 
 @main.command()

@@ -9,6 +9,7 @@ in autocommit: each statement sees what was committed when it began.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -30,6 +31,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 from backend.prepared import Prepared
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: processes meet at SQLite's busy timeout
+    fcntl = None  # type: ignore[assignment]
 
 T = TypeVar("T")
 WRITE_OPTION = "sos_write"
@@ -145,6 +151,62 @@ def _event_insert(postgres: bool) -> Prepared:
     return Prepared(insert(events).from_select(EVENT_KEYS, row.select_from(lock)), keys=EVENT_KEYS)
 
 
+class WriterLock:
+    """One SQLite writer at a time: this process's threads in turn, and processes in turn.
+
+    Threads queue on a lock, in order. Processes (``sos-backend serve --workers``, a second
+    server, the CLI) queue on ``flock`` of a file next to the database: the kernel wakes the
+    next writer when one is done, where SQLite's busy timeout would have each poll with growing
+    sleeps, long and random under load, while holding up the rest of its process. Re-entrant.
+    Each process opens its own file, also after ``fork``: a lock taken through a description
+    shared with the parent would not keep the two apart.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd = -1
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._depth += 1
+        if self._depth > 1 or self.path is None:
+            return
+        try:
+            fcntl.flock(self._file(), fcntl.LOCK_EX)
+        except BaseException:
+            self._depth -= 1
+            self._lock.release()
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            if self._depth == 1 and self.path is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._depth -= 1
+            self._lock.release()
+
+    def _file(self) -> int:
+        if self._pid != os.getpid():
+            assert self.path is not None
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+
+def sqlite_file(engine: Engine) -> str | None:
+    """The absolute path of the engine's SQLite database file; None for other databases."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return os.path.abspath(database)
+
+
 class Store:
     """Hands out sessions: ``read()`` for queries, ``write()`` for one unit of work."""
 
@@ -164,7 +226,12 @@ class Store:
         # Called after a unit of work commits, when it added what the key names to the
         # session's info ("events_added", "notifications_added").
         self.after_commit: list[tuple[str, Callable[[], None]]] = []
-        self._local_writer = threading.RLock() if not self.is_postgres else nullcontext()
+        database = sqlite_file(engine)
+        self._writer = (
+            nullcontext()
+            if self.is_postgres
+            else WriterLock(database + "-writer" if database and fcntl else None)
+        )
         for maker in (self._read, self._write):
             event.listen(maker, "before_commit", self._append_events)
 
@@ -176,10 +243,9 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        # SQLite has one writer at a time. Threads of this process queue for it here, in
-        # order, instead of each polling the busy timeout (which makes long, random waits);
-        # other processes still meet at BEGIN IMMEDIATE.
-        with self._local_writer:
+        # SQLite has one writer at a time: writers queue for it here (see WriterLock). Writers
+        # outside the product (a sqlite3 shell) still meet at BEGIN IMMEDIATE.
+        with self._writer:
             with self._write() as session:
                 session.info["store"] = self
                 try:

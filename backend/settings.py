@@ -109,6 +109,10 @@ class Settings:
             )
         if "SOS_SWEEP_INTERVAL" in env:
             values["sweep_interval"] = _env_seconds("SOS_SWEEP_INTERVAL", env["SOS_SWEEP_INTERVAL"])
+        if "SOS_FEED_POLL_INTERVAL" in env:
+            values["feed_poll_interval"] = _env_seconds(
+                "SOS_FEED_POLL_INTERVAL", env["SOS_FEED_POLL_INTERVAL"]
+            )
         if "SOS_SESSION_COOKIE_SECURE" in env:
             values["session_cookie_secure"] = _env_bool(env["SOS_SESSION_COOKIE_SECURE"])
         for name in ("public_url", "smtp_host", "smtp_user", "smtp_password", "smtp_from"):

@@ -1,4 +1,5 @@
-"""Wake-ups for long-polls: an in-process signal, plus LISTEN/NOTIFY across processes.
+"""Wake-ups for long-polls: an in-process signal, and across processes LISTEN/NOTIFY
+(PostgreSQL) or datagrams between the processes serving one SQLite database.
 
 A long-poll waits on the signal and re-reads the event log when woken; it also re-reads after a
 short fallback interval, so a lost wake-up only delays an answer, never loses an event.
@@ -6,12 +7,17 @@ short fallback interval, so a lost wake-up only delays an answer, never loses an
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import secrets
+import socket
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from backend.db import NOTIFY_CHANNEL
 
@@ -111,8 +117,10 @@ class PostgresListener:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.0) -> None:
         self._stop.set()
+        if wait and self._thread.is_alive():
+            self._thread.join(wait)
 
     def _run(self) -> None:
         import psycopg
@@ -129,3 +137,114 @@ class PostgresListener:
                 log.warning("change listener lost its database connection; retrying", exc_info=True)
                 self._signal.notify()  # let waiters re-read rather than wait blindly
                 time.sleep(1.0)
+
+
+class PeerWakeups:
+    """Wake-ups across the processes serving one SQLite database (Linux).
+
+    Each listening process binds an abstract Unix datagram socket with a name of its own, and
+    registers that name as an empty file in a folder next to the database. After a commit that
+    added events, the writer sends one byte to every other registered name; the receiver wakes
+    its long-polls. A name nobody holds any more (its process died) is removed by the first
+    sender to find it so. Without it (other systems), long-polls still see other processes'
+    changes at their fallback poll.
+    """
+
+    def __init__(self, database: str, signal: ChangeSignal) -> None:
+        self.folder = os.path.abspath(database) + "-wake"
+        digest = hashlib.sha256(self.folder.encode()).hexdigest()[:16]
+        self._prefix = f"\0sos-wake-{digest}-"
+        self._signal = signal
+        self._name: str | None = None
+        self._socket: socket.socket | None = None
+        self._sender: socket.socket | None = None
+        self._sender_pid = 0
+        self._peers: list[str] = []
+        self._seen_mtime = -1
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    @staticmethod
+    def supported() -> bool:
+        return sys.platform.startswith("linux")
+
+    def listen(self) -> None:
+        """Register this process and wake its long-polls on other processes' changes."""
+        name = f"{os.getpid()}-{secrets.token_hex(4)}"
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        receiver.bind(self._prefix + name)
+        receiver.settimeout(1.0)
+        os.makedirs(self.folder, mode=0o700, exist_ok=True)
+        with open(os.path.join(self.folder, name), "x"):
+            pass
+        self._name, self._socket = name, receiver
+        threading.Thread(target=self._receive, name="sos-peer-wake", daemon=True).start()
+
+    def close(self) -> None:
+        """Deregister; the receiving thread ends within a second."""
+        self._stop.set()
+        if self._name is not None:
+            with suppress(OSError):
+                os.unlink(os.path.join(self.folder, self._name))
+            self._name = None
+        with self._lock:
+            if self._sender is not None:
+                self._sender.close()
+                self._sender = None
+
+    def _receive(self) -> None:
+        receiver = self._socket
+        assert receiver is not None
+        with receiver:
+            while not self._stop.is_set():
+                try:
+                    receiver.recv(16)
+                except TimeoutError:
+                    continue
+                except OSError:  # pragma: no cover - the socket is gone
+                    return
+                # Several changes arrive together under load: one wake-up covers them all.
+                receiver.setblocking(False)
+                with suppress(OSError):
+                    while receiver.recv(16):
+                        pass
+                receiver.settimeout(1.0)
+                self._signal.notify()
+
+    def notify(self) -> None:
+        """Wake the other processes' long-polls (after a commit that added events)."""
+        with self._lock:
+            peers = self._current_peers()
+            if not peers:
+                return
+            sender = self._sender
+            if sender is None or self._sender_pid != os.getpid():
+                sender = self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sender.setblocking(False)
+                self._sender_pid = os.getpid()
+            gone = []
+            for peer in peers:
+                try:
+                    sender.sendto(b"!", self._prefix + peer)
+                except BlockingIOError:  # its queue is full: it has wake-ups to read already
+                    pass
+                except (ConnectionRefusedError, FileNotFoundError):
+                    gone.append(peer)
+                except OSError:  # pragma: no cover - the fallback poll covers it
+                    log.debug("could not wake %s", peer, exc_info=True)
+            for peer in gone:
+                with suppress(OSError):
+                    os.unlink(os.path.join(self.folder, peer))
+                peers.remove(peer)
+
+    def _current_peers(self) -> list[str]:
+        """The registered names but this process's own, re-listed when the folder changes."""
+        try:
+            mtime = os.stat(self.folder).st_mtime_ns
+        except FileNotFoundError:
+            return []
+        if mtime != self._seen_mtime:
+            self._seen_mtime = mtime
+            with suppress(FileNotFoundError):
+                self._peers = [n for n in os.listdir(self.folder) if n != self._name]
+        return self._peers

@@ -11,6 +11,7 @@ rounds; the target is at least 0.5.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -216,7 +217,10 @@ def work_per_request(db: Database, key: str, repeat: int = 100) -> list[str]:
 
 def run(options: Options) -> list[Result]:
     configs = {
-        "sqlite": ("waitress (sos-backend serve, 64 threads) + SQLite", waitress_argv),
+        "sqlite": (
+            "waitress (sos-backend serve, 2 workers × 32 threads) + SQLite",
+            functools.partial(waitress_argv, threads=32, workers=2),
+        ),
         "postgres": (
             "gunicorn 2 gthread workers × 16 threads + PostgreSQL",
             gunicorn_argv,

@@ -10,6 +10,7 @@ p50 ≤ 50 ms, p99 ≤ 250 ms.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import queue
 import threading
@@ -223,7 +224,11 @@ def _measure(server: ServerProcess, seeded: Seed, cases: int) -> dict[str, Any]:
 def run(options: Options) -> list[Result]:
     cases = 5 if options.quick else 20
     configs = {
-        "sqlite": ("waitress (sos-backend serve --threads 100) + SQLite", waitress_argv, 100),
+        "sqlite": (
+            "waitress (sos-backend serve, 2 workers × 64 threads) + SQLite",
+            functools.partial(waitress_argv, workers=2),
+            64,
+        ),
         "postgres": (
             "gunicorn 2 gthread workers × 64 threads + PostgreSQL (LISTEN/NOTIFY)",
             gunicorn_argv,

@@ -158,8 +158,8 @@ def seed(db: Database, *, experts: int = 1) -> Seed:
 # --- server processes ----------------------------------------------------------------------
 
 
-def waitress_argv(port: int, threads: int = 64) -> list[str]:
-    """``sos-backend serve``: waitress with ``threads`` worker threads."""
+def waitress_argv(port: int, threads: int = 64, workers: int = 1) -> list[str]:
+    """``sos-backend serve``: waitress with ``workers`` processes of ``threads`` threads."""
     return [
         sys.executable,
         "-m",
@@ -169,6 +169,8 @@ def waitress_argv(port: int, threads: int = 64) -> list[str]:
         str(port),
         "--threads",
         str(threads),
+        "--workers",
+        str(workers),
     ]
 
 

@@ -44,6 +44,7 @@ class LiveBackend:
     deployment_key: str = ""
     deployment_id: int = 0
     group_id: int = 0
+    serve_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
 
@@ -58,7 +59,10 @@ class LiveBackend:
         """Start (or restart) the server on the same database and port."""
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the handle
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "backend.cli", "serve", "--port", str(self.port)],
+                [
+                    *(sys.executable, "-m", "backend.cli", "serve", "--port", str(self.port)),
+                    *self.serve_args,
+                ],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -100,7 +104,11 @@ class LiveBackend:
 
 
 def start_backend(
-    tmp_path: Path, *, database_url: str | None = None, env: dict[str, str] | None = None
+    tmp_path: Path,
+    *,
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
+    serve_args: tuple[str, ...] = (),
 ) -> LiveBackend:
     """Seed a fresh database and start a server on it; call ``stop()`` when done."""
     instance = tmp_path / "backend-instance"
@@ -122,7 +130,9 @@ def start_backend(
     app = create_app(settings)
     rt = app.extensions["sos"]
     upgrade(rt.store.engine)
-    live = LiveBackend(instance, settings.resolved_database_url, free_port(), server_env)
+    live = LiveBackend(
+        instance, settings.resolved_database_url, free_port(), server_env, serve_args=serve_args
+    )
     ctx = rt.context()
     with rt.store.write() as s:
         group = accounts.create_group(s, ctx, name="Helpdesk")
