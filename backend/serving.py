@@ -32,6 +32,7 @@ log = logging.getLogger("sos.backend")
 STABLE_AFTER = 10.0  # a worker that lived this long before dying is replaced at once
 MAX_QUICK_DEATHS = 5  # so many deaths in a row, each sooner: the workers cannot start
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def exit_on_signal(signum: int, _frame: Any) -> None:
@@ -80,12 +81,11 @@ class WorkerPool:
 
     def run(self) -> int:
         """Serve until a stop signal (SIGTERM, SIGINT) or until workers cannot start; exit code."""
-        previous = {
-            signum: signal.signal(signum, self._stop) for signum in (signal.SIGTERM, signal.SIGINT)
-        }
+        previous = {signum: signal.signal(signum, self._stop) for signum in STOP_SIGNALS}
         try:
             for number in range(self.count):
-                self._spawn(number)
+                if not self.stopping:
+                    self._spawn(number)
             return self._supervise()
         finally:
             for signum, handler in previous.items():
@@ -101,12 +101,16 @@ class WorkerPool:
 
     def _spawn(self, number: int) -> None:
         parent = os.getpid()
+        # A stop signal between the fork and the worker's own handlers would run the parent's
+        # handler in the worker: hold signals back until each side has its handlers.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
             try:
                 signal.signal(signal.SIGTERM, exit_on_signal)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
                 _end_with_parent(parent)
                 self.work(number, self.sock)
                 code = 0
@@ -119,6 +123,7 @@ class WorkerPool:
                 os._exit(code)
         self.children[pid] = number
         self.started[pid] = time.monotonic()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def _supervise(self) -> int:
         code = 0
