@@ -9,6 +9,7 @@ in autocommit: each statement sees what was committed when it began.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ except ImportError:  # pragma: no cover - Windows: processes meet at SQLite's bu
     fcntl = None  # type: ignore[assignment]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 WRITE_OPTION = "sos_write"
 READ_OPTION = "sos_read"
 EVENT_LOCK_ID = 0x505F5345  # pg advisory lock that keeps event ids committing in order
@@ -166,6 +168,7 @@ class WriterLock:
         self.path = path
         self._lock = threading.RLock()
         self._depth = 0
+        self._held = False
         self._fd = -1
         self._pid = 0
 
@@ -176,6 +179,15 @@ class WriterLock:
             return
         try:
             fcntl.flock(self._file(), fcntl.LOCK_EX)
+            self._held = True
+        except OSError as exc:  # a read-only folder, a file system without locks
+            log.warning(
+                "cannot lock %s (%s); writers of other processes will wait at SQLite's busy "
+                "timeout instead",
+                self.path,
+                exc,
+            )
+            self.path = None
         except BaseException:
             self._depth -= 1
             self._lock.release()
@@ -183,7 +195,8 @@ class WriterLock:
 
     def __exit__(self, *_exc: object) -> None:
         try:
-            if self._depth == 1 and self.path is not None:
+            if self._depth == 1 and self._held:
+                self._held = False
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._depth -= 1

@@ -63,6 +63,23 @@ def test_the_writer_lock_holds_off_other_processes_and_is_reentrant(tmp_path):
     assert not locked_elsewhere(lock.path)
 
 
+def test_a_writer_lock_that_cannot_be_taken_falls_back_to_the_busy_timeout(tmp_path, caplog):
+    from sqlalchemy import text
+
+    from backend.db import Store
+
+    store = Store(make_engine(f"sqlite:///{tmp_path}/sos.db"))
+    store._writer.path = str(tmp_path / "no-such-folder" / "sos.db-writer")
+    with store.write() as s:  # the write goes ahead, and says why it could not lock
+        s.execute(text("CREATE TABLE t (n INTEGER)"))
+    with store.write() as s:
+        s.execute(text("INSERT INTO t VALUES (1)"))
+    assert "cannot lock" in caplog.text and store._writer.path is None
+    with store.read() as s:
+        assert s.execute(text("SELECT n FROM t")).scalar_one() == 1
+    store.engine.dispose()
+
+
 def test_the_writer_lock_queues_this_process_threads_in_turn(tmp_path):
     lock = WriterLock(str(tmp_path / "db-writer"))
     inside, overlaps = [0], []
