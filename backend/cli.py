@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -98,16 +100,26 @@ def serve(host: str, port: int, threads: int, workers: int, demo: bool) -> None:
     import waitress
 
     from backend.migrate import upgrade
-    from backend.serving import exit_on_signal, serve_workers, waitress_options
+    from backend.serving import exit_on_signal, listen_socket, serve_workers, waitress_options
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if workers > 1 and not hasattr(os, "fork"):  # pragma: no cover - Windows
+        raise click.ClickException("--workers needs fork (Linux, macOS); leave it at 1 here")
     app = _make_app()
     runtime: Runtime = app.extensions["sos"]
     upgrade(runtime.store.engine)
     if demo:
         _seed_demo(runtime, as_json=False)
+    try:
+        sock = listen_socket(host, port)
+    except OSError as exc:
+        runtime.close()
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            + (" (another server is using the port?)" if exc.errno == errno.EADDRINUSE else "")
+        ) from None
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     processes = f", {workers} workers × {threads} threads" if workers > 1 else ""
     click.echo(
@@ -117,8 +129,9 @@ def serve(host: str, port: int, threads: int, workers: int, demo: bool) -> None:
         signal.signal(signal.SIGTERM, exit_on_signal)
         try:
             _start_background(app, 0)
-            waitress.serve(app, host=host, port=port, **waitress_options(threads))
+            waitress.serve(app, sockets=[sock], **waitress_options(threads))
         finally:
+            sock.close()
             runtime.close()
         return
     runtime.close()  # each worker opens its own connections and threads
@@ -130,11 +143,12 @@ def serve(host: str, port: int, threads: int, workers: int, demo: bool) -> None:
             "(e.g. redis://127.0.0.1:6379) to share them",
             workers,
         )
-    sys.exit(
-        serve_workers(
-            _make_app, _start_background, host=host, port=port, threads=threads, workers=workers
+    try:
+        sys.exit(
+            serve_workers(_make_app, _start_background, sock, threads=threads, workers=workers)
         )
-    )
+    finally:
+        sock.close()
 
 
 def _start_background(app: Flask, number: int) -> None:

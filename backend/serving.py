@@ -178,18 +178,13 @@ def _describe(status: int) -> str:
 def serve_workers(
     make_app: Callable[[], Flask],
     start_background: Callable[[Flask, int], None],
+    sock: socket.socket,
     *,
-    host: str,
-    port: int,
     threads: int,
     workers: int,
 ) -> int:
-    """Serve with ``workers`` processes on one socket; returns the exit code."""
+    """Serve ``sock`` with ``workers`` processes; returns the exit code."""
     import waitress
-
-    if not hasattr(os, "fork"):  # pragma: no cover - Windows
-        sys.exit("--workers needs fork (Linux, macOS); use one worker on this system")
-    sock = listen_socket(host, port)
 
     def work(number: int, sock: socket.socket) -> None:
         app = make_app()
@@ -199,7 +194,4 @@ def serve_workers(
         finally:
             app.extensions["sos"].close()
 
-    try:
-        return WorkerPool(workers, sock, work).run()
-    finally:
-        sock.close()
+    return WorkerPool(workers, sock, work).run()

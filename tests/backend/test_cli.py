@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -236,6 +237,16 @@ def test_serve_refuses_the_development_secret_key_outside_debug(tmp_path):
     assert "SOS_SECRET_KEY is the development key" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "instance" / "sos.sqlite3").exists()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_says_so_when_the_port_is_taken(sos, workers):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        result = sos("serve", "--port", port, "--workers", workers, ok=False)
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "another server is using the port?" in result.output
 
 
 def test_serve_refuses_a_short_secret_key_and_a_malformed_setting(sos):
