@@ -3,7 +3,7 @@ and agents re-sending every request with its Idempotency-Key make no duplicates.
 
 Client threads open cases against a real ``sos-backend serve``; the server is killed in the
 middle of the stream (some requests in flight, some refused while it is down) and restarted on
-the same database and port. Runs on SQLite and on PostgreSQL.
+the same database and port. Runs on SQLite (one process, and two workers) and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,17 +48,37 @@ class Sent:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-@pytest.fixture(params=DATABASES)
-def server_database(request) -> Iterator[str | None]:
-    with database_for_servers(request.param) as url:
-        yield url
+@pytest.fixture(params=[*DATABASES, "sqlite, 2 workers"])
+def server_database(request) -> Iterator[tuple[str | None, tuple[str, ...]]]:
+    kind, _, workers = request.param.partition(", ")
+    serve_args = ("--workers", workers.split()[0]) if workers else ()
+    with database_for_servers(kind) as url:
+        yield url, serve_args
 
 
 @pytest.fixture
 def live(tmp_path, server_database) -> Iterator[LiveBackend]:
-    server = start_backend(tmp_path, database_url=server_database, env=UNLIMITED)
+    url, serve_args = server_database
+    server = start_backend(tmp_path, database_url=url, env=UNLIMITED, serve_args=serve_args)
     yield server
     server.stop()
+
+
+def kill_server(live: LiveBackend) -> None:
+    """SIGKILL the server; with workers, they end with it (and free the port) by themselves."""
+    assert live.process is not None
+    pid = live.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+    live.kill()
+    wait_for(lambda: not any(running(w) for w in workers), 10)
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def open_case(live: LiveBackend, session: requests.Session, key: str, body: dict[str, Any]):
@@ -135,7 +156,7 @@ def test_sigkill_while_opening_cases_loses_no_acknowledged_case_and_resending_du
     for thread in clients:
         thread.start()
     wait_for(lambda: len(sent.acknowledged) >= KILL_AFTER_ACKNOWLEDGED, 15)
-    live.kill()
+    kill_server(live)
     with sent.lock:
         acknowledged_before_kill = len(sent.acknowledged)
     wait_for(lambda: len(sent.failed) >= CLIENTS, 5)  # the clients have met the dead server
