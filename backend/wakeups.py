@@ -139,6 +139,9 @@ class PostgresListener:
                 time.sleep(1.0)
 
 
+RELIST_AFTER = 1.0
+
+
 class PeerWakeups:
     """Wake-ups across the processes serving one SQLite database (Linux).
 
@@ -161,6 +164,7 @@ class PeerWakeups:
         self._sender_pid = 0
         self._peers: list[str] = []
         self._seen_mtime = -1
+        self._listed_at = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -238,13 +242,18 @@ class PeerWakeups:
                 peers.remove(peer)
 
     def _current_peers(self) -> list[str]:
-        """The registered names but this process's own, re-listed when the folder changes."""
+        """The registered names but this process's own, re-listed when the folder changes.
+
+        Also every ``RELIST_AFTER`` seconds: a folder's time stamp has the kernel's coarse
+        clock, so a registration just after a listing may leave it unchanged.
+        """
         try:
             mtime = os.stat(self.folder).st_mtime_ns
         except FileNotFoundError:
             return []
-        if mtime != self._seen_mtime:
-            self._seen_mtime = mtime
+        now = time.monotonic()
+        if mtime != self._seen_mtime or now - self._listed_at > RELIST_AFTER:
+            self._seen_mtime, self._listed_at = mtime, now
             with suppress(FileNotFoundError):
                 self._peers = [n for n in os.listdir(self.folder) if n != self._name]
         return self._peers

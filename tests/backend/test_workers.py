@@ -197,6 +197,29 @@ def test_a_dead_listener_is_forgotten_by_the_first_sender(tmp_path):
         alive.close()
 
 
+def test_a_registration_that_leaves_the_folder_time_unchanged_is_found(tmp_path, monkeypatch):
+    import backend.wakeups
+
+    monkeypatch.setattr(backend.wakeups, "RELIST_AFTER", 0.1)
+    database = str(tmp_path / "sos.db")
+    first_signal, late_signal = ChangeSignal(), ChangeSignal()
+    first, late = PeerWakeups(database, first_signal), PeerWakeups(database, late_signal)
+    sender = PeerWakeups(database, ChangeSignal())
+    first.listen()
+    try:
+        sender.notify()  # lists the folder: only the first listener
+        wait_until(lambda: first_signal.version >= 1)
+        stamp = os.stat(first.folder)
+        late.listen()  # registered within the same tick of the folder's clock, as it were
+        os.utime(first.folder, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        time.sleep(0.15)
+        sender.notify()
+        wait_until(lambda: late_signal.version >= 1, message="the late listener was missed")
+    finally:
+        for peer in (first, late, sender):
+            peer.close()
+
+
 def test_a_burst_of_changes_wakes_a_listener_and_fills_no_queue(tmp_path):
     database = str(tmp_path / "sos.db")
     signal_ = ChangeSignal()
