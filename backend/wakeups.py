@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import secrets
+import selectors
 import socket
 import sys
 import threading
@@ -18,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 
 from backend.db import NOTIFY_CHANNEL
 
@@ -130,13 +132,32 @@ class PostgresListener:
                 with psycopg.connect(self._url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self.ready.set()
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0):
-                            self._signal.notify()
+                    self._listen(conn.pgconn)
             except Exception:  # noqa: BLE001 - keep listening through database restarts
                 log.warning("change listener lost its database connection; retrying", exc_info=True)
                 self._signal.notify()  # let waiters re-read rather than wait blindly
                 time.sleep(1.0)
+
+    def _listen(self, pgconn: Any) -> None:
+        """Read notifications straight off the connection (libpq's calls, through psycopg.pq).
+
+        Every change of every process arrives here, so this loop is kept short: it waits on the
+        socket without the interpreter lock, and wakes the long-polls once for all the
+        notifications that arrived together (psycopg's ``notifies()`` makes an object and a
+        generator step of each).
+        """
+        selector = selectors.DefaultSelector()
+        selector.register(pgconn.socket, selectors.EVENT_READ)
+        with selector:
+            while not self._stop.is_set():
+                if not selector.select(timeout=1.0):
+                    continue
+                pgconn.consume_input()  # raises OperationalError when the connection is gone
+                woken = False
+                while pgconn.notifies() is not None:
+                    woken = True
+                if woken:
+                    self._signal.notify()
 
 
 RELIST_AFTER = 1.0

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
-from backend.wakeups import ChangeSignal
+import pytest
+from sqlalchemy import create_engine, text
+
+from backend.db import NOTIFY_CHANNEL
+from backend.wakeups import ChangeSignal, PostgresListener
+from tests.support.databases import private_postgres
 
 
 def wait_until(condition, timeout: float = 5.0) -> None:
@@ -100,3 +106,71 @@ def test_a_second_change_starts_a_second_chain_and_wait_passes_its_turn_at_once(
     b.let_go.set()
     assert signal.wait(0, 0.01) is True  # the version moved: no waiting at all
     assert signal.wait(signal.version, 0.05) is False
+
+
+# ---- PostgreSQL: LISTEN/NOTIFY across processes ------------------------------------------------
+
+
+@pytest.fixture
+def listener():
+    """A listener on its own connection, named so that a test can find its backend."""
+    name = f"sos-test-listener-{uuid.uuid4().hex[:8]}"
+    with private_postgres() as url:
+        signal = ChangeSignal()
+        listening = PostgresListener(f"{url}&application_name={name}", signal)
+        listening.start()
+        assert listening.ready.wait(10), "the listener did not connect"
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        try:
+            yield listening, signal, engine, name
+        finally:
+            listening.stop(wait=5)
+            engine.dispose()
+
+
+def notify(engine, times: int = 1) -> None:
+    with engine.connect() as conn:
+        for _ in range(times):
+            conn.execute(text(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')"))
+
+
+@pytest.mark.postgres
+def test_a_notification_from_another_connection_wakes_the_signal(listener):
+    _, signal, engine, _ = listener
+    before = signal.version
+    notify(engine)
+    wait_until(lambda: signal.version > before)
+
+
+@pytest.mark.postgres
+def test_a_burst_of_notifications_wakes_and_the_last_is_never_missed(listener):
+    _, signal, engine, _ = listener
+    before = signal.version
+    notify(engine, 500)  # each in its own transaction: 500 notifications
+    wait_until(lambda: signal.version > before)
+    time.sleep(0.3)
+    settled = signal.version
+    assert settled - before <= 500  # notifications that arrive together wake it once
+    notify(engine)
+    wait_until(lambda: signal.version > settled)
+
+
+@pytest.mark.postgres
+def test_the_listener_reconnects_when_its_connection_is_cut(listener, caplog):
+    listening, signal, engine, name = listener
+    listening.ready.clear()
+    with engine.connect() as conn:
+        cut = conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"
+            ),
+            {"n": name},
+        ).all()
+    assert cut == [(True,)]
+    before = signal.version
+    wait_until(lambda: signal.version > before)  # the waiters re-read at once
+    assert listening.ready.wait(10), "the listener did not reconnect"
+    assert "change listener lost its database connection" in caplog.text
+    after = signal.version
+    notify(engine)
+    wait_until(lambda: signal.version > after)
