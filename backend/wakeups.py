@@ -193,17 +193,31 @@ class PeerWakeups:
     def supported() -> bool:
         return sys.platform.startswith("linux")
 
-    def listen(self) -> None:
-        """Register this process and wake its long-polls on other processes' changes."""
+    def listen(self) -> bool:
+        """Register this process and wake its long-polls on other processes' changes.
+
+        False, with a warning, when it cannot (the folder cannot be written, say): long-polls
+        then see other processes' changes at their fallback re-read.
+        """
         name = f"{os.getpid()}-{secrets.token_hex(4)}"
         receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        receiver.bind(self._prefix + name)
-        receiver.settimeout(1.0)
-        os.makedirs(self.folder, mode=0o700, exist_ok=True)
-        with open(os.path.join(self.folder, name), "x"):
-            pass
+        try:
+            receiver.bind(self._prefix + name)
+            receiver.settimeout(1.0)
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            with open(os.path.join(self.folder, name), "x"):
+                pass
+        except OSError as exc:
+            receiver.close()
+            log.warning(
+                "no wake-ups from other processes (%s); long-polls see their changes within "
+                "SOS_FEED_POLL_INTERVAL",
+                exc,
+            )
+            return False
         self._name, self._socket = name, receiver
         threading.Thread(target=self._receive, name="sos-peer-wake", daemon=True).start()
+        return True
 
     def close(self) -> None:
         """Deregister; the receiving thread ends within a second."""
@@ -244,7 +258,11 @@ class PeerWakeups:
                 return
             sender = self._sender
             if sender is None or self._sender_pid != os.getpid():
-                sender = self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                try:
+                    sender = self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                except OSError:  # pragma: no cover - out of descriptors: the fallback poll
+                    log.warning("cannot wake other processes", exc_info=True)
+                    return
                 sender.setblocking(False)
                 self._sender_pid = os.getpid()
             gone = []
@@ -268,13 +286,13 @@ class PeerWakeups:
         Also every ``RELIST_AFTER`` seconds: a folder's time stamp has the kernel's coarse
         clock, so a registration just after a listing may leave it unchanged.
         """
+        # Called after commits: no error of its own may reach the request that committed.
         try:
             mtime = os.stat(self.folder).st_mtime_ns
-        except FileNotFoundError:
-            return []
-        now = time.monotonic()
-        if mtime != self._seen_mtime or now - self._listed_at > RELIST_AFTER:
-            self._seen_mtime, self._listed_at = mtime, now
-            with suppress(FileNotFoundError):
+            now = time.monotonic()
+            if mtime != self._seen_mtime or now - self._listed_at > RELIST_AFTER:
+                self._seen_mtime, self._listed_at = mtime, now
                 self._peers = [n for n in os.listdir(self.folder) if n != self._name]
+        except OSError:  # no folder (nobody listens), or not one
+            self._peers = []
         return self._peers

@@ -181,6 +181,18 @@ def test_a_change_in_one_process_wakes_the_listeners_of_the_others(tmp_path):
     assert os.listdir(listener.folder) == []
 
 
+def test_a_listener_that_cannot_register_says_so_and_carries_on(tmp_path, caplog):
+    database = str(tmp_path / "sos.db")
+    Path(database + "-wake").write_text("a file where the folder should be")
+    signal_ = ChangeSignal()
+    listener = PeerWakeups(database, signal_)
+    assert listener.listen() is False
+    assert "no wake-ups from other processes" in caplog.text
+    listener.notify()  # and sending finds nobody, without an error
+    listener.close()
+    assert signal_.version == 0
+
+
 def test_a_dead_listener_is_forgotten_by_the_first_sender(tmp_path):
     database = str(tmp_path / "sos.db")
     alive, signal_ = PeerWakeups(database, ChangeSignal()), ChangeSignal()
