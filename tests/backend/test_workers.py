@@ -305,7 +305,9 @@ def test_workers_serve_one_port_and_one_database(workers):
     assert {c["code"] for c in listed["cases"]} == codes
     # Every worker registered for wake-ups under its own pid.
     folder = Path(sqlite_file(make_engine(workers.database_url)) + "-wake")
-    assert sorted(int(name.split("-")[0]) for name in os.listdir(folder)) == sorted(pids)
+    wait_until(
+        lambda: sorted(int(name.split("-")[0]) for name in os.listdir(folder)) == sorted(pids)
+    )
 
 
 @pytest.mark.slow
