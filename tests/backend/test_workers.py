@@ -337,3 +337,18 @@ def test_workers_end_with_a_killed_parent(workers):
     pids = wait_until(lambda: len(worker_pids(workers)) == 2 and worker_pids(workers))
     workers.kill()
     wait_until(lambda: not any(alive(pid) for pid in pids), message="an orphan kept serving")
+
+
+def test_workers_that_keep_dying_at_start_stop_the_pool(caplog, monkeypatch):
+    import backend.serving
+    from backend.serving import WorkerPool, listen_socket
+
+    monkeypatch.setattr(backend.serving, "MAX_QUICK_DEATHS", 3)
+
+    def work(number: int, sock) -> None:
+        raise RuntimeError("the database is gone")
+
+    with listen_socket("127.0.0.1", 0) as sock:
+        assert WorkerPool(2, sock, work).run() == 1
+    assert "workers keep exiting at start" in caplog.text
+    assert caplog.text.count("exited (status 1)") >= 3
