@@ -14,7 +14,9 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import case_creation, claim_race, feed_latency, queue_page
+from sqlalchemy import create_engine, text
+
+from bench import case_creation, claim_race, cpu, feed_latency, queue_page
 from bench.harness import Options, Result, machine, markdown_figures, text_table, write_doc
 from bench.servers import postgres_reachable
 
@@ -63,6 +65,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def settle(options: Options) -> float:
+    """Let the last benchmark's aftermath pass before the next one: PostgreSQL writes its dirty
+    pages now (``CHECKPOINT``) rather than during the measurements, then the CPUs must be
+    mostly idle for two seconds in a row. Returns the seconds it took."""
+    began = time.monotonic()
+    if "postgres" in options.databases:
+        try:
+            engine = create_engine(options.postgres_url, isolation_level="AUTOCOMMIT")
+            with engine.connect() as conn:
+                conn.execute(text("CHECKPOINT"))
+            engine.dispose()
+        except Exception as exc:  # noqa: BLE001 - only superusers may; then just wait
+            options.say(f"no CHECKPOINT ({exc.__class__.__name__}); waiting only")
+    if cpu.available():
+        cpu.wait_until_quiet()
+    return time.monotonic() - began
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     options = Options(quick=args.quick, postgres_url=args.postgres_url, verbose=not args.quiet)
@@ -86,9 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="sos-bench-") as workdir:
         options.workdir = Path(workdir)
         for name in names:
+            waited = settle(options)
             load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-            loads.append(f"{name} {load:.1f}")
-            options.say(f"running {name} (load average {load:.1f})")
+            loads.append(f"{name} {load:.1f} (after {waited:.0f} s for a quiet machine)")
+            options.say(f"running {name} (load average {load:.1f}, waited {waited:.0f} s)")
             began = time.monotonic()
             try:
                 results += BENCHMARKS[name].run(options)

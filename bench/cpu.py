@@ -6,6 +6,7 @@ Only reads: a process of the database server is found by its name, and is never 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -74,3 +75,26 @@ def named_cpu(prefix: str) -> float:
 
 def available() -> bool:
     return Path("/proc/self/stat").exists()
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(idle, total) jiffies of all CPUs since boot; idle leaves out waiting for the disk."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3], sum(fields[:8])  # user nice system idle iowait irq softirq steal
+
+
+def idle_fraction(seconds: float) -> float:
+    """How idle the machine's CPUs were over the next ``seconds``."""
+    idle, total = _cpu_times()
+    time.sleep(seconds)
+    idle2, total2 = _cpu_times()
+    return (idle2 - idle) / max(1, total2 - total)
+
+
+def wait_until_quiet(threshold: float = 0.85, timeout: float = 45.0) -> float:
+    """Wait until the CPUs are at least ``threshold`` idle for two seconds in a row (or
+    ``timeout`` passes); the seconds waited."""
+    began, calm = time.monotonic(), 0
+    while calm < 2 and time.monotonic() - began < timeout:
+        calm = calm + 1 if idle_fraction(1.0) >= threshold else 0
+    return time.monotonic() - began
