@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,8 +74,15 @@ class DeploymentInfo:
 
 _ALL_EVENTS = true()
 _NO_EVENTS = false()
-_GROUPS_EVENTS = Event.group_id.in_(bindparam("scope_group_ids", expanding=True))
 _CASE_EVENTS = Event.case_id == bindparam("scope_case_id")
+
+
+@functools.cache
+def _groups_events(count: int) -> ColumnElement[bool]:
+    """Events of ``count`` groups, one bound parameter each (``scope_group_0``…): a plain
+    statement per count, which can be prepared, where an expanding ``IN`` is re-rendered for
+    every list."""
+    return Event.group_id.in_([bindparam(f"scope_group_{n}") for n in range(count)])
 
 
 @dataclass(frozen=True)
@@ -162,7 +170,8 @@ class Principal:
         if self.is_admin:
             return _ALL_EVENTS, {}
         if self.kind == "user" and self.group_ids:
-            return _GROUPS_EVENTS, {"scope_group_ids": sorted(self.group_ids)}
+            ids = sorted(self.group_ids)
+            return _groups_events(len(ids)), {f"scope_group_{n}": g for n, g in enumerate(ids)}
         if self.kind == "case":
             return _CASE_EVENTS, {"scope_case_id": self.case_id}
         return _NO_EVENTS, {}

@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from backend.feedcache import FEED_COLUMNS, FeedEvent
 from backend.models import Case, Event
+from backend.prepared import Prepared
 from backend.services.access import Actor, Principal
 from backend.services.context import Context
 from backend.services.status import case_status
@@ -81,13 +82,13 @@ _FEED_AFTER = (
 
 
 @functools.cache
-def _feed_query(scope: ColumnElement[bool]) -> Select[Any]:
-    return _FEED_AFTER.where(scope)
+def _feed_query(scope: ColumnElement[bool]) -> Prepared:
+    return Prepared(_FEED_AFTER.where(scope))
 
 
 def feed_events(s: Session, principal: Principal, after: int, limit: int) -> list[FeedEvent]:
     """The first ``limit`` events after ``after`` that ``principal`` may see, as read-only rows
-    (every long-poll starts with this read: a statement built once, no ORM objects)."""
+    (every long-poll starts with this read: a prepared statement, no ORM objects)."""
     scope, params = principal.event_scope()
-    rows = s.connection().execute(_feed_query(scope), {**params, "after": after, "limit": limit})
+    rows = _feed_query(scope).all(s.connection(), {**params, "after": after, "limit": limit})
     return [FeedEvent(*row) for row in rows]
