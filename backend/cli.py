@@ -101,6 +101,7 @@ def serve(host: str, port: int, threads: int, workers: int, demo: bool) -> None:
 
     from backend.migrate import upgrade
     from backend.serving import exit_on_signal, listen_socket, serve_workers, waitress_options
+    from backend.wakeups import PeerWakeups
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -143,9 +144,19 @@ def serve(host: str, port: int, threads: int, workers: int, demo: bool) -> None:
             "(e.g. redis://127.0.0.1:6379) to share them",
             workers,
         )
+    peers = runtime.peers
+    # A worker killed outright leaves its wake-up registration: its supervisor removes it.
+    on_exit = (lambda pid: PeerWakeups.forget(peers.folder, pid)) if peers is not None else None
     try:
         sys.exit(
-            serve_workers(_make_app, _start_background, sock, threads=threads, workers=workers)
+            serve_workers(
+                _make_app,
+                _start_background,
+                sock,
+                threads=threads,
+                workers=workers,
+                on_exit=on_exit,
+            )
         )
     finally:
         sock.close()

@@ -70,10 +70,17 @@ def listen_socket(host: str, port: int) -> socket.socket:
 class WorkerPool:
     """Forks ``count`` workers running ``work(number, sock)`` and keeps them running."""
 
-    def __init__(self, count: int, sock: socket.socket, work: Callable[[int, socket.socket], None]):
+    def __init__(
+        self,
+        count: int,
+        sock: socket.socket,
+        work: Callable[[int, socket.socket], None],
+        on_exit: Callable[[int], None] | None = None,
+    ):
         self.count = count
         self.sock = sock
         self.work = work
+        self.on_exit = on_exit  # called with the pid of each worker that has ended
         self.children: dict[int, int] = {}  # pid -> worker number
         self.started: dict[int, float] = {}
         self.stopping = False
@@ -135,6 +142,8 @@ class WorkerPool:
             number = self.children.pop(pid, None)
             if number is None:
                 continue
+            if self.on_exit is not None:
+                self.on_exit(pid)
             lived = time.monotonic() - self.started.pop(pid)
             if self.stopping:
                 continue
@@ -182,6 +191,7 @@ def serve_workers(
     *,
     threads: int,
     workers: int,
+    on_exit: Callable[[int], None] | None = None,
 ) -> int:
     """Serve ``sock`` with ``workers`` processes; returns the exit code."""
     import waitress
@@ -194,4 +204,4 @@ def serve_workers(
         finally:
             app.extensions["sos"].close()
 
-    return WorkerPool(workers, sock, work).run()
+    return WorkerPool(workers, sock, work, on_exit).run()

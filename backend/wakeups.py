@@ -201,6 +201,9 @@ class PeerWakeups:
         """
         name = f"{os.getpid()}-{secrets.token_hex(4)}"
         receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        # Named before the file exists: a stop signal arriving in between still finds it
+        # for close() to remove.
+        self._name = name
         try:
             receiver.bind(self._prefix + name)
             receiver.settimeout(1.0)
@@ -208,6 +211,7 @@ class PeerWakeups:
             with open(os.path.join(self.folder, name), "x"):
                 pass
         except OSError as exc:
+            self._name = None
             receiver.close()
             log.warning(
                 "no wake-ups from other processes (%s); long-polls see their changes within "
@@ -215,9 +219,18 @@ class PeerWakeups:
                 exc,
             )
             return False
-        self._name, self._socket = name, receiver
+        self._socket = receiver
         threading.Thread(target=self._receive, name="sos-peer-wake", daemon=True).start()
         return True
+
+    @staticmethod
+    def forget(folder: str, pid: int) -> None:
+        """Remove the registrations of a process known to be dead (a worker's supervisor)."""
+        with suppress(OSError):
+            for name in os.listdir(folder):
+                if name.split("-", 1)[0] == str(pid):
+                    with suppress(OSError):
+                        os.unlink(os.path.join(folder, name))
 
     def close(self) -> None:
         """Deregister; the receiving thread ends within a second."""

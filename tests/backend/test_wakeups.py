@@ -159,6 +159,7 @@ def test_a_burst_of_notifications_wakes_and_the_last_is_never_missed(listener):
 def test_the_listener_reconnects_when_its_connection_is_cut(listener, caplog):
     listening, signal, engine, name = listener
     listening.ready.clear()
+    before = signal.version
     with engine.connect() as conn:
         cut = conn.execute(
             text(
@@ -167,7 +168,6 @@ def test_the_listener_reconnects_when_its_connection_is_cut(listener, caplog):
             {"n": name},
         ).all()
     assert cut == [(True,)]
-    before = signal.version
     wait_until(lambda: signal.version > before)  # the waiters re-read at once
     assert listening.ready.wait(10), "the listener did not reconnect"
     assert "change listener lost its database connection" in caplog.text

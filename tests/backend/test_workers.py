@@ -232,6 +232,19 @@ def test_a_registration_that_leaves_the_folder_time_unchanged_is_found(tmp_path,
             peer.close()
 
 
+def test_the_registrations_of_a_dead_process_can_be_forgotten(tmp_path):
+    database = str(tmp_path / "sos.db")
+    listener = PeerWakeups(database, ChangeSignal())
+    listener.listen()
+    Path(listener.folder, "4242-0badc0de").touch()
+    Path(listener.folder, "42420-0badc0de").touch()  # another pid with the same digits
+    try:
+        PeerWakeups.forget(listener.folder, 4242)
+        assert sorted(os.listdir(listener.folder)) == sorted([listener._name, "42420-0badc0de"])
+    finally:
+        listener.close()
+
+
 def test_a_burst_of_changes_wakes_a_listener_and_fills_no_queue(tmp_path):
     database = str(tmp_path / "sos.db")
     signal_ = ChangeSignal()
@@ -318,8 +331,10 @@ def test_a_worker_that_dies_is_replaced_and_a_stop_ends_them_all(workers):
         lambda: (pids := worker_pids(workers)) and len(pids) == 2 and first not in pids and pids
     )
     assert second in replaced
+    # The killed worker could not deregister itself: its supervisor did.
+    folder = Path(sqlite_file(make_engine(workers.database_url)) + "-wake")
+    assert not [name for name in os.listdir(folder) if name.startswith(f"{first}-")]
     assert workers.api("GET", "/cases").status_code == 200
-    # The killed worker could not deregister; the first change after it forgets it.
     opened = workers.api("POST", "/agent/cases", workers.deployment_key, json={"source": "api"})
     assert opened.status_code == 201
     assert "exited (signal SIGKILL)" in workers.log_path.read_text()
@@ -328,8 +343,8 @@ def test_a_worker_that_dies_is_replaced_and_a_stop_ends_them_all(workers):
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0
     assert not any(alive(pid) for pid in replaced)
-    folder = Path(sqlite_file(make_engine(workers.database_url)) + "-wake")
-    assert os.listdir(folder) == [], "a worker's registration outlived it"
+    left = os.listdir(folder)
+    assert left == [], f"registrations outlived their workers: {left} (killed {first}, {replaced})"
 
 
 @pytest.mark.slow
