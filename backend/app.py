@@ -47,9 +47,11 @@ class Runtime:
             fast_password_hash=self.settings.password_hash_fast,
         )
 
-    def close(self) -> None:
+    def close(self, wait: float = 0.0) -> None:
+        """Stop the background threads (waiting up to ``wait`` s for the listener's) and
+        close the database connections."""
         if self.listener is not None:
-            self.listener.stop()
+            self.listener.stop(wait)
         if self.peers is not None:
             self.peers.close()
         self.store.engine.dispose()

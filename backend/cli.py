@@ -100,7 +100,13 @@ def serve(host: str, port: int, threads: int, workers: int, demo: bool) -> None:
     import waitress
 
     from backend.migrate import upgrade
-    from backend.serving import exit_on_signal, listen_socket, serve_workers, waitress_options
+    from backend.serving import (
+        exit_on_signal,
+        listen_socket,
+        serve_workers,
+        start_background,
+        waitress_options,
+    )
     from backend.wakeups import PeerWakeups
 
     logging.basicConfig(
@@ -129,15 +135,15 @@ def serve(host: str, port: int, threads: int, workers: int, demo: bool) -> None:
     if workers == 1:
         signal.signal(signal.SIGTERM, exit_on_signal)
         try:
-            _start_background(app, 0)
+            start_background(runtime)
             waitress.serve(app, sockets=[sock], **waitress_options(threads))
         finally:
             sock.close()
             runtime.close()
         return
-    runtime.close()  # each worker opens its own connections and threads
-    if runtime.listener is not None:
-        runtime.listener.stop(wait=3.0)  # no thread of the parent's may run while it forks
+    # Each worker opens its own connections and threads; none of the parent's may run while
+    # it forks.
+    runtime.close(wait=3.0)
     if runtime.settings.ratelimit_enabled and not runtime.settings.ratelimit_storage:
         log.warning(
             "rate limits are counted per worker (%d workers); set SOS_RATELIMIT_STORAGE "
@@ -151,7 +157,6 @@ def serve(host: str, port: int, threads: int, workers: int, demo: bool) -> None:
         sys.exit(
             serve_workers(
                 _make_app,
-                _start_background,
                 sock,
                 threads=threads,
                 workers=workers,
@@ -160,12 +165,6 @@ def serve(host: str, port: int, threads: int, workers: int, demo: bool) -> None:
         )
     finally:
         sock.close()
-
-
-def _start_background(app: Flask, number: int) -> None:
-    from backend.serving import start_background
-
-    start_background(app.extensions["sos"], sweep=number == 0)  # one sweeper is enough
 
 
 @main.command()

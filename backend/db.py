@@ -215,9 +215,7 @@ def sqlite_file(engine: Engine) -> str | None:
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         return None
-    if database.startswith("file:"):
-        return None
-    return os.path.abspath(database)
+    return None if database.startswith("file:") else os.path.abspath(database)
 
 
 class Store:

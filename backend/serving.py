@@ -186,7 +186,6 @@ def _describe(status: int) -> str:
 
 def serve_workers(
     make_app: Callable[[], Flask],
-    start_background: Callable[[Flask, int], None],
     sock: socket.socket,
     *,
     threads: int,
@@ -199,7 +198,7 @@ def serve_workers(
     def work(number: int, sock: socket.socket) -> None:
         app = make_app()
         try:
-            start_background(app, number)
+            start_background(app.extensions["sos"], sweep=number == 0)  # one sweeper is enough
             waitress.serve(app, sockets=[sock], **waitress_options(threads))
         finally:
             app.extensions["sos"].close()

@@ -91,10 +91,9 @@ def idle_fraction(seconds: float) -> float:
     return (idle2 - idle) / max(1, total2 - total)
 
 
-def wait_until_quiet(threshold: float = 0.85, timeout: float = 45.0) -> float:
+def wait_until_quiet(threshold: float = 0.85, timeout: float = 45.0) -> None:
     """Wait until the CPUs are at least ``threshold`` idle for two seconds in a row (or
-    ``timeout`` passes); the seconds waited."""
+    ``timeout`` passes)."""
     began, calm = time.monotonic(), 0
     while calm < 2 and time.monotonic() - began < timeout:
         calm = calm + 1 if idle_fraction(1.0) >= threshold else 0
-    return time.monotonic() - began

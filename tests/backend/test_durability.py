@@ -15,14 +15,13 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from tests.support.databases import DATABASES, database_for_servers
-from tests.support.live import LiveBackend, start_backend
+from tests.support.live import LiveBackend, running, start_backend
 
 CLIENTS = 4
 REQUESTS_PER_CLIENT = 75  # 300 in all
@@ -66,19 +65,9 @@ def live(tmp_path, server_database) -> Iterator[LiveBackend]:
 
 def kill_server(live: LiveBackend) -> None:
     """SIGKILL the server; with workers, they end with it (and free the port) by themselves."""
-    assert live.process is not None
-    pid = live.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+    workers = live.worker_pids()
     live.kill()
     wait_for(lambda: not any(running(w) for w in workers), 10)
-
-
-def running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def open_case(live: LiveBackend, session: requests.Session, key: str, body: dict[str, Any]):

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine
 
 from backend.db import WriterLock, make_engine, sqlite_file
 from backend.wakeups import ChangeSignal, PeerWakeups
-from tests.support.live import LiveBackend, start_backend
+from tests.support.live import running, start_backend
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="fork, flock and abstract sockets: Linux"
@@ -271,23 +271,6 @@ def _settled(signal_: ChangeSignal) -> int | None:
 # ---- sos-backend serve --workers --------------------------------------------------------------
 
 
-def worker_pids(live: LiveBackend) -> list[int]:
-    assert live.process is not None
-    pid = live.process.pid
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 @pytest.fixture
 def workers(tmp_path):
     live = start_backend(tmp_path, serve_args=("--workers", "2", "--threads", "8"))
@@ -297,7 +280,7 @@ def workers(tmp_path):
 
 @pytest.mark.slow
 def test_workers_serve_one_port_and_one_database(workers):
-    pids = wait_until(lambda: len(worker_pids(workers)) == 2 and worker_pids(workers))
+    pids = wait_until(lambda: len(workers.worker_pids()) == 2 and workers.worker_pids())
 
     def open_case(n: int, expected: int = 201) -> str:
         response = workers.api(
@@ -325,10 +308,10 @@ def test_workers_serve_one_port_and_one_database(workers):
 
 @pytest.mark.slow
 def test_a_worker_that_dies_is_replaced_and_a_stop_ends_them_all(workers):
-    first, second = wait_until(lambda: len(worker_pids(workers)) == 2 and worker_pids(workers))
+    first, second = wait_until(lambda: len(workers.worker_pids()) == 2 and workers.worker_pids())
     os.kill(first, signal.SIGKILL)
     replaced = wait_until(
-        lambda: (pids := worker_pids(workers)) and len(pids) == 2 and first not in pids and pids
+        lambda: (pids := workers.worker_pids()) and len(pids) == 2 and first not in pids and pids
     )
     assert second in replaced
     # The killed worker could not deregister itself: its supervisor did.
@@ -342,16 +325,16 @@ def test_a_worker_that_dies_is_replaced_and_a_stop_ends_them_all(workers):
     assert process is not None
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0
-    assert not any(alive(pid) for pid in replaced)
+    assert not any(running(pid) for pid in replaced)
     left = os.listdir(folder)
     assert left == [], f"registrations outlived their workers: {left} (killed {first}, {replaced})"
 
 
 @pytest.mark.slow
 def test_workers_end_with_a_killed_parent(workers):
-    pids = wait_until(lambda: len(worker_pids(workers)) == 2 and worker_pids(workers))
+    pids = wait_until(lambda: len(workers.worker_pids()) == 2 and workers.worker_pids())
     workers.kill()
-    wait_until(lambda: not any(alive(pid) for pid in pids), message="an orphan kept serving")
+    wait_until(lambda: not any(running(pid) for pid in pids), message="an orphan kept serving")
 
 
 def test_workers_that_keep_dying_at_start_stop_the_pool(caplog, monkeypatch):

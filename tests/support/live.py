@@ -27,6 +27,14 @@ ADMIN_PASSWORD = "admin-password-1"
 SUPPORTER_PASSWORD = "alice-password-1"
 
 
+def running(pid: int) -> bool:
+    """Whether a process is alive (Linux: not gone, not a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -88,6 +96,15 @@ class LiveBackend:
                 self.process.kill()
                 self.process.wait(10)
         self.process = None
+
+    def worker_pids(self) -> list[int]:
+        """The processes ``serve --workers`` forked (Linux); empty without workers."""
+        assert self.process is not None
+        pid = self.process.pid
+        try:
+            return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except FileNotFoundError:
+            return []
 
     def kill(self) -> None:
         """SIGKILL the server, as a crash would."""
